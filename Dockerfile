@@ -1,0 +1,45 @@
+# Kong Gateway (open source, 3.9 line) with the sticky-session plugin served by
+# kong-js-pluginserver on Node.js 24 LTS.
+#
+#   docker build -t sticky-session-kong .
+#
+# The KONG_PLUGINSERVER_* values below are also read by the test harness
+# (test/harness/dockerfile.ts), which runs these exact commands against the real
+# plugin server, so what is tested is what the image runs.
+
+ARG NODE_IMAGE=node:24-bookworm-slim
+ARG KONG_IMAGE=kong:3.9
+
+FROM ${NODE_IMAGE} AS build
+WORKDIR /build
+COPY package.json package-lock.json ./
+# The `node` devDependency only exists so that npm scripts run on Node 24 on machines
+# that have an older Node; the image already has Node 24.
+RUN npm ci --ignore-scripts --no-audit --no-fund
+COPY tsconfig.json ./
+COPY src ./src
+RUN npx tsc -p tsconfig.json \
+ && npm prune --omit=dev --ignore-scripts --no-audit --no-fund
+
+FROM ${NODE_IMAGE} AS node
+
+FROM ${KONG_IMAGE}
+USER root
+COPY --from=node /usr/local/bin/node /usr/local/bin/node
+WORKDIR /opt/sticky-session
+COPY --from=build /build/package.json ./package.json
+COPY --from=build /build/node_modules ./node_modules
+COPY --from=build /build/dist ./dist
+COPY plugins ./plugins
+
+# Kong runs start_cmd through `sh -c exec ...` with a limited PATH: absolute paths only.
+# Logs of the plugin server (pino JSON on stderr) land in Kong's error log.
+ENV KONG_PLUGINS=bundled,sticky-session \
+    KONG_PLUGINSERVER_NAMES=sticky-session \
+    KONG_PLUGINSERVER_STICKY_SESSION_SOCKET=/usr/local/kong/sticky-session.sock \
+    KONG_PLUGINSERVER_STICKY_SESSION_START_CMD="/usr/local/bin/node /opt/sticky-session/node_modules/kong-pdk/bin/kong-js-pluginserver --plugins-directory /opt/sticky-session/plugins --kong-prefix /usr/local/kong --sock-name sticky-session.sock" \
+    KONG_PLUGINSERVER_STICKY_SESSION_QUERY_CMD="/usr/local/bin/node /opt/sticky-session/node_modules/kong-pdk/bin/kong-js-pluginserver --plugins-directory /opt/sticky-session/plugins --dump-all-plugins" \
+    NODE_ENV=production
+
+WORKDIR /
+USER kong

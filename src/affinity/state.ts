@@ -1,0 +1,42 @@
+import { createHash } from 'node:crypto';
+import { createStrategy, SessionTable, type StrategyName } from '../balancer/index.js';
+import { SharedRegistry, type Lease } from '../shared.js';
+import { TokenCodec } from '../token.js';
+import type { AffinityState } from './decide.js';
+import { RefIndex } from './ref-index.js';
+
+export interface StateKey {
+  readonly binding: string;
+  readonly secrets: readonly string[];
+  readonly sourceKey: string;
+  readonly strategy: StrategyName;
+  /** How long an unseen session still counts for the balancer (ms). */
+  readonly sessionTtlMs: number;
+}
+
+const states = new SharedRegistry<AffinityState>();
+
+/**
+ * The affinity state of one service in this process: token codec with its verification
+ * cache, endpoint ref index, session counts and balancer. Every worker's instance with the
+ * same settings shares one, so a client's second request is a cache hit whichever worker
+ * takes it, and the balancer sees all of this process's sessions.
+ */
+export function acquireAffinityState(key: StateKey): Lease<AffinityState> {
+  const secretsDigest = createHash('sha256').update(key.secrets.join('\0')).digest('hex');
+  const id = [key.binding, secretsDigest, key.sourceKey, key.strategy, key.sessionTtlMs].join('|');
+  return states.acquire(id, () => {
+    const codec = new TokenCodec({ secrets: key.secrets, binding: key.binding });
+    return {
+      codec,
+      refs: new RefIndex(codec),
+      sessions: new SessionTable({ ttlMs: key.sessionTtlMs }),
+      strategy: createStrategy(key.strategy),
+    };
+  });
+}
+
+/** Keys of the states alive in this process, for leak tests and status. */
+export function affinityStateKeys(): string[] {
+  return states.keys();
+}

@@ -1,0 +1,75 @@
+import { LRUCache } from 'lru-cache';
+
+/**
+ * Active sessions per endpoint, as seen by this process: a session counts while it has
+ * been seen within `ttlMs`. Bounded by `max` (least recently seen sessions drop out), so
+ * memory stays flat however many clients come; counts are then approximate, which is all
+ * a balancer needs. Process-local: replicas do not share it, and need not.
+ */
+export interface SessionTableOptions {
+  readonly max?: number;
+  readonly ttlMs?: number;
+  /** Clock for tests (milliseconds). */
+  readonly now?: () => number;
+}
+
+export class SessionTable {
+  private readonly sessions: LRUCache<string, string>;
+  private readonly perEndpoint = new Map<string, number>();
+  private nextPurge = 0;
+  private readonly clock: () => number;
+  private readonly purgeEveryMs: number;
+
+  constructor(opts: SessionTableOptions = {}) {
+    this.clock = opts.now ?? performance.now.bind(performance);
+    const ttl = opts.ttlMs ?? 30 * 60_000;
+    this.purgeEveryMs = Math.max(1_000, ttl / 10);
+    this.sessions = new LRUCache<string, string>({
+      max: opts.max ?? 200_000,
+      ttl,
+      updateAgeOnGet: true,
+      perf: { now: this.clock },
+      dispose: (endpointId, _sid, reason) => {
+        if (reason !== 'set') this.decrement(endpointId);
+      },
+    });
+  }
+
+  /** A session was assigned to, or seen on, an endpoint. */
+  observe(sid: string, endpointId: string): void {
+    const current = this.sessions.get(sid);
+    if (current === endpointId) return;
+    if (current !== undefined) this.decrement(current);
+    this.sessions.set(sid, endpointId);
+    this.perEndpoint.set(endpointId, (this.perEndpoint.get(endpointId) ?? 0) + 1);
+  }
+
+  count(endpointId: string): number {
+    this.purgeSometimes();
+    return this.perEndpoint.get(endpointId) ?? 0;
+  }
+
+  counts(): ReadonlyMap<string, number> {
+    this.purgeSometimes();
+    return this.perEndpoint;
+  }
+
+  get size(): number {
+    return this.sessions.size;
+  }
+
+  // Expired sessions are dropped lazily by lru-cache; sweep now and then so counts of
+  // endpoints that nobody asks about any more go down too.
+  private purgeSometimes(): void {
+    const now = this.clock();
+    if (now < this.nextPurge) return;
+    this.nextPurge = now + this.purgeEveryMs;
+    this.sessions.purgeStale();
+  }
+
+  private decrement(endpointId: string): void {
+    const n = (this.perEndpoint.get(endpointId) ?? 0) - 1;
+    if (n > 0) this.perEndpoint.set(endpointId, n);
+    else this.perEndpoint.delete(endpointId);
+  }
+}

@@ -1,0 +1,128 @@
+import type { AffinityPolicy } from './affinity/decide.js';
+import type { StrategyName } from './balancer/strategy.js';
+import type { CookieAttributes } from './cookie.js';
+import { parseTarget } from './endpoints/static.js';
+import type { Endpoint } from './endpoints/types.js';
+import type { PluginConfig } from './schema.js';
+
+/**
+ * What an instance needs, checked and precomputed once at instance start so the request
+ * path does no parsing. Kong's schema has already applied types and defaults; this adds
+ * the checks a schema cannot express. A bad value throws a ConfigError naming the field:
+ * the instance does not start, and nothing half-applies.
+ */
+export interface ResolvedConfig {
+  readonly secrets: readonly string[];
+  /** What tokens are bound to: the Kong service (or route) the plugin runs for. */
+  readonly binding: string;
+  readonly readCookie: boolean;
+  readonly readHeader: boolean;
+  /** Lower-cased header name, for the request; as configured, for the response. */
+  readonly headerName: string;
+  readonly cookie: CookieAttributes;
+  /** nginx variable that holds the affinity cookie. */
+  readonly cookieVar: string;
+  readonly sameSiteNoneExempt: readonly RegExp[];
+  readonly source: SourceConfig;
+  readonly strategy: StrategyName;
+  readonly policy: AffinityPolicy;
+}
+
+export type SourceConfig =
+  | { readonly kind: 'static'; readonly endpoints: readonly Endpoint[] }
+  | {
+      readonly kind: 'kubernetes';
+      /** Explicit coordinates; any missing part comes from the Kong service host (KIC). */
+      readonly namespace: string | null;
+      readonly service: string | null;
+      readonly port: string | null;
+    };
+
+export class ConfigError extends Error {
+  constructor(
+    readonly field: string,
+    message: string,
+  ) {
+    super(`sticky-session: invalid config.${field}: ${message}`);
+    this.name = 'ConfigError';
+  }
+}
+
+export function resolveConfig(raw: unknown): ResolvedConfig {
+  if (typeof raw !== 'object' || raw === null) throw new ConfigError('', 'expected an object');
+  const c = raw as PluginConfig;
+
+  const secrets = c.secrets;
+  if (!Array.isArray(secrets) || secrets.length === 0) throw new ConfigError('secrets', 'at least one secret is required');
+  secrets.forEach((s, i) => {
+    if (typeof s !== 'string' || s.length < 32) throw new ConfigError(`secrets[${i + 1}]`, 'must be a string of at least 32 characters');
+    // An unresolved vault reference would silently become the key.
+    if (s.startsWith('{vault://')) throw new ConfigError(`secrets[${i + 1}]`, 'vault reference was not resolved by Kong');
+  });
+
+  const transport = c.transport ?? 'cookie';
+  const idleTimeout = c.idle_timeout ?? 0;
+  const refreshPercent = c.idle_refresh_percent ?? 50;
+
+  const exempt = (c.cookie_same_site_none_exempt_user_agents ?? []).map((p, i) => {
+    try {
+      return new RegExp(p);
+    } catch (e) {
+      throw new ConfigError(`cookie_same_site_none_exempt_user_agents[${i + 1}]`, `not a regular expression: ${(e as Error).message}`);
+    }
+  });
+
+  return {
+    secrets: [...secrets],
+    binding: c.service_id ? `service:${c.service_id}` : c.route_id ? `route:${c.route_id}` : 'global',
+    readCookie: transport !== 'header',
+    readHeader: transport !== 'cookie',
+    headerName: c.header_name ?? 'X-Sticky-Session',
+    cookie: {
+      name: c.cookie_name ?? 'sticky_session',
+      path: c.cookie_path ?? '/',
+      domain: c.cookie_domain ?? null,
+      maxAge: c.cookie_max_age ?? 0,
+      httpOnly: c.cookie_http_only ?? true,
+      secure: c.cookie_secure ?? null,
+      sameSite: c.cookie_same_site ?? 'Lax',
+    },
+    cookieVar: `cookie_${c.cookie_name ?? 'sticky_session'}`,
+    sameSiteNoneExempt: exempt,
+    source: resolveSource(c),
+    strategy: c.balancer ?? 'least-sessions',
+    policy: {
+      strict: c.strict ?? false,
+      noReadyEndpoint: c.no_ready_endpoint ?? 'draining',
+      absoluteTimeout: c.absolute_timeout ?? 0,
+      idleTimeout,
+      refreshAfter: Math.floor((idleTimeout * refreshPercent) / 100),
+    },
+  };
+}
+
+function resolveSource(c: PluginConfig): SourceConfig {
+  const k8s = c.kubernetes_namespace ?? c.kubernetes_service ?? c.kubernetes_port;
+  if (c.targets && c.targets.length > 0) {
+    if (k8s != null) throw new ConfigError('targets', 'give either targets or kubernetes_*, not both');
+    const endpoints = c.targets.map((t, i) => {
+      try {
+        return parseTarget(t);
+      } catch (e) {
+        throw new ConfigError(`targets[${i + 1}]`, (e as Error).message);
+      }
+    });
+    const seen = new Set<string>();
+    endpoints.forEach((e, i) => {
+      if (seen.has(e.id)) throw new ConfigError(`targets[${i + 1}]`, `"${e.id}" is listed twice`);
+      seen.add(e.id);
+    });
+    return { kind: 'static', endpoints };
+  }
+  return {
+    kind: 'kubernetes',
+    namespace: c.kubernetes_namespace ?? null,
+    service: c.kubernetes_service ?? null,
+    port: c.kubernetes_port ?? null,
+  };
+}

@@ -1,0 +1,132 @@
+import { decide } from './affinity/decide.js';
+import { affinityStatus, type Decision } from './affinity/decision.js';
+import { acquireAffinityState } from './affinity/state.js';
+import { resolveConfig, type ResolvedConfig } from './config.js';
+import { formatSetCookie, needsScheme } from './cookie.js';
+import { InstanceSource } from './instance-source.js';
+import type { KongPdk } from './kong-pdk.js';
+import { log } from './log.js';
+
+/**
+ * kong-pdk never tells a plugin instance it was closed (CloseInstance only drops it from a
+ * map), so shared resources are released when the instance is garbage collected.
+ */
+const finalizer = new FinalizationRegistry<() => void>((release) => release());
+
+/** Seconds, as tokens count time. */
+const nowSeconds = (): number => Date.now() / 1000;
+
+/**
+ * One plugin instance: Kong starts one per plugin entity per nginx worker. It says *when*
+ * things happen; config.ts, affinity/ and endpoints/ say *what* happens.
+ * Only the access phase: a `response` phase would make Kong buffer every response.
+ */
+export class StickySession {
+  private readonly cfg: ResolvedConfig;
+  private readonly source: InstanceSource;
+
+  constructor(config: unknown) {
+    this.cfg = resolveConfig(config);
+    this.source = new InstanceSource(this.cfg, (sourceKey) =>
+      acquireAffinityState({
+        binding: this.cfg.binding,
+        secrets: this.cfg.secrets,
+        sourceKey,
+        strategy: this.cfg.strategy,
+        sessionTtlMs: Math.max(this.cfg.policy.idleTimeout, 1800) * 1000,
+      }),
+    );
+    const source = this.source;
+    finalizer.register(this, () => source.close());
+  }
+
+  async access(kong: KongPdk): Promise<void> {
+    try {
+      const ready = await this.source.get(kong);
+      if (!ready) return;
+      const snapshot = ready.source.current();
+      // Not synced yet: read nothing, set nothing; Kong's own balancer decides.
+      if (!snapshot) return this.passthrough(ready.source.key);
+
+      const incoming = await this.readToken(kong);
+      const decision = decide(incoming.token, snapshot, ready.state, this.cfg.policy, nowSeconds());
+      if (log.isLevelEnabled('debug')) logDecision(decision, this.cfg.binding);
+      await this.apply(kong, decision, incoming.via);
+    } catch (err) {
+      // Never let an exception reach kong-pdk: Kong would proxy blindly without a word.
+      log.error({ err, service: this.cfg.binding }, 'sticky-session access failed; request proxied by Kong');
+    }
+  }
+
+  /** Closes this instance's hold on shared resources (also done on garbage collection). */
+  close(): void {
+    this.source.close();
+  }
+
+  private async readToken(kong: KongPdk): Promise<{ token: string | undefined; via: Via }> {
+    if (this.cfg.readCookie) {
+      const v = await kong.nginx.getVar(this.cfg.cookieVar);
+      if (v) return { token: v, via: 'cookie' };
+    }
+    if (this.cfg.readHeader) {
+      const v = await kong.request.getHeader(this.cfg.headerName);
+      if (v) return { token: v, via: 'header' };
+    }
+    return { token: undefined, via: 'none' };
+  }
+
+  private async apply(kong: KongPdk, d: Decision, via: Via): Promise<void> {
+    switch (d.kind) {
+      case 'passthrough':
+        return;
+      case 'reject':
+        await kong.response.exit(
+          503,
+          { message: d.reason === 'strict' ? 'The server holding this session is gone' : 'No server available' },
+          { 'Retry-After': '1' },
+        );
+        return;
+      case 'pin':
+        await kong.service.setTarget(d.endpoint.host, d.endpoint.port);
+        if (d.reissue) await this.sendToken(kong, d.reissue.token, via);
+        return;
+      case 'new':
+      case 'repin':
+        await kong.service.setTarget(d.endpoint.host, d.endpoint.port);
+        await this.sendToken(kong, d.token, via);
+        return;
+    }
+  }
+
+  /** Returns the token the way it came; a client that sent none gets every configured way. */
+  private async sendToken(kong: KongPdk, token: string, via: Via): Promise<void> {
+    if (this.cfg.readCookie && via !== 'header') {
+      const attrs = this.cfg.cookie;
+      const https = needsScheme(attrs) ? (await kong.request.getForwardedScheme()) === 'https' : false;
+      let omitSameSiteNone = false;
+      if (attrs.sameSite === 'None' && this.cfg.sameSiteNoneExempt.length > 0) {
+        const ua = (await kong.request.getHeader('user-agent')) ?? '';
+        omitSameSiteNone = this.cfg.sameSiteNoneExempt.some((re) => re.test(ua));
+      }
+      await kong.response.addHeader('Set-Cookie', formatSetCookie(attrs, token, { https, omitSameSiteNone }));
+    }
+    if (this.cfg.readHeader && via !== 'cookie') {
+      await kong.response.setHeader(this.cfg.headerName, token);
+    }
+  }
+
+  private lastPassthroughLog = 0;
+  private passthrough(sourceKey: string): void {
+    const now = Date.now();
+    if (now - this.lastPassthroughLog < 10_000) return;
+    this.lastPassthroughLog = now;
+    log.warn({ source: sourceKey, service: this.cfg.binding }, 'endpoints not known yet: Kong balances (fail open)');
+  }
+}
+
+type Via = 'cookie' | 'header' | 'none';
+
+function logDecision(d: Decision, service: string): void {
+  const endpoint = 'endpoint' in d ? d.endpoint.name : undefined;
+  log.debug({ decision: d.kind, affinity: affinityStatus(d), service, endpoint }, 'decision');
+}

@@ -1,0 +1,150 @@
+import { createHmac, createSecretKey, randomBytes, timingSafeEqual, type KeyObject } from 'node:crypto';
+import { LRUCache } from 'lru-cache';
+
+/**
+ * The affinity token: an opaque, signed reference to one endpoint of one service.
+ *
+ *   byte  0      version (1)
+ *   bytes 1-4    issuedAt, seconds since the epoch (absolute timeout)
+ *   bytes 5-8    touchedAt, seconds (idle timeout; refreshed by re-issuing)
+ *   bytes 9-12   session id, random (stays across refreshes; the balancer counts by it)
+ *   bytes 13-20  endpoint ref = HMAC(key, "ref" | binding | endpoint id)[0..8]
+ *   bytes 21-36  mac = HMAC(key, "tok" | binding | bytes 0-20)[0..16]
+ *
+ * base64url, 50 characters. It names no address: the ref is keyed, so neither the pod nor
+ * its IP can be read out or chosen by a client. The binding (the Kong service, or route) is
+ * in both HMACs, so a token issued for one service means nothing to another.
+ * Key rotation: the first secret signs, every secret verifies.
+ */
+
+const VERSION = 1;
+const BODY_LEN = 21;
+const MAC_LEN = 16;
+const TOKEN_LEN = BODY_LEN + MAC_LEN;
+/** base64url length of a token; anything else is rejected before any HMAC. */
+export const TOKEN_CHARS = Math.ceil((TOKEN_LEN * 4) / 3);
+
+export type VerifyFailure = 'malformed' | 'bad-signature';
+
+export interface TokenClaims {
+  /** Index of the secret that verified it; 0 is the signing key. */
+  readonly keyIndex: number;
+  readonly issuedAt: number;
+  readonly touchedAt: number;
+  /** Session id, 8 hex chars. */
+  readonly sid: string;
+  /** Endpoint ref under the key that verified it (binary string, 8 chars). */
+  readonly ref: string;
+}
+
+export type VerifyResult =
+  | { readonly ok: true; readonly claims: TokenClaims }
+  | { readonly ok: false; readonly reason: VerifyFailure };
+
+export interface Issued {
+  readonly token: string;
+  readonly claims: TokenClaims;
+}
+
+export interface TokenCodecOptions {
+  /** Every secret verifies, the first one signs. */
+  readonly secrets: readonly string[];
+  /** What the token is bound to: a Kong service or route id, or a source scope. */
+  readonly binding: string;
+  /** Verified tokens remembered, so a returning client costs no HMAC. */
+  readonly cacheSize?: number;
+}
+
+export class TokenCodec {
+  private readonly keys: KeyObject[];
+  private readonly tokPrefix: Buffer;
+  private readonly refPrefix: Buffer;
+  private readonly verified: LRUCache<string, TokenClaims>;
+
+  constructor(opts: TokenCodecOptions) {
+    if (opts.secrets.length === 0) throw new Error('at least one secret is required');
+    this.keys = opts.secrets.map((s) => createSecretKey(Buffer.from(s, 'utf8')));
+    this.tokPrefix = Buffer.from(`tok\0${opts.binding}\0`, 'utf8');
+    this.refPrefix = Buffer.from(`ref\0${opts.binding}\0`, 'utf8');
+    this.verified = new LRUCache({ max: opts.cacheSize ?? 100_000 });
+  }
+
+  get keyCount(): number {
+    return this.keys.length;
+  }
+
+  /** The endpoint ref of `endpointId` under key `keyIndex` (binary string). */
+  ref(endpointId: string, keyIndex = 0): string {
+    return this.mac(keyIndex, this.refPrefix, Buffer.from(endpointId, 'utf8'))
+      .subarray(0, 8)
+      .toString('latin1');
+  }
+
+  /**
+   * Issues a token under the signing key. A new session gets a fresh random sid; a
+   * re-issued one keeps its sid and issue time. The token is remembered as verified.
+   */
+  issue(endpointId: string, now: number, session?: { sid: string; issuedAt: number }): Issued {
+    const body = Buffer.allocUnsafe(BODY_LEN);
+    body[0] = VERSION;
+    body.writeUInt32BE(clampSeconds(session?.issuedAt ?? now), 1);
+    body.writeUInt32BE(clampSeconds(now), 5);
+    if (session) body.write(session.sid, 9, 4, 'hex');
+    else randomBytes(4).copy(body, 9);
+    const ref = this.ref(endpointId, 0);
+    body.write(ref, 13, 8, 'latin1');
+    const mac = this.mac(0, this.tokPrefix, body).subarray(0, MAC_LEN);
+    const token = Buffer.concat([body, mac], TOKEN_LEN).toString('base64url');
+    const claims: TokenClaims = {
+      keyIndex: 0,
+      issuedAt: body.readUInt32BE(1),
+      touchedAt: body.readUInt32BE(5),
+      sid: body.toString('hex', 9, 13),
+      ref,
+    };
+    this.verified.set(token, claims);
+    return { token, claims };
+  }
+
+  /** Verifies a token. Never throws: a bad token is data. */
+  verify(token: string): VerifyResult {
+    const cached = this.verified.get(token);
+    if (cached) return { ok: true, claims: cached };
+    if (token.length !== TOKEN_CHARS || !BASE64URL.test(token)) return MALFORMED;
+    const raw = Buffer.from(token, 'base64url');
+    // Only the canonical encoding: the last character carries unused bits.
+    if (raw.length !== TOKEN_LEN || raw[0] !== VERSION) return MALFORMED;
+    if (raw.toString('base64url') !== token) return MALFORMED;
+    const body = raw.subarray(0, BODY_LEN);
+    const mac = raw.subarray(BODY_LEN);
+    for (let k = 0; k < this.keys.length; k++) {
+      const expected = this.mac(k, this.tokPrefix, body).subarray(0, MAC_LEN);
+      if (timingSafeEqual(expected, mac)) {
+        const claims: TokenClaims = {
+          keyIndex: k,
+          issuedAt: body.readUInt32BE(1),
+          touchedAt: body.readUInt32BE(5),
+          sid: body.toString('hex', 9, 13),
+          ref: body.toString('latin1', 13, 21),
+        };
+        this.verified.set(token, claims);
+        return { ok: true, claims };
+      }
+    }
+    return BAD_SIGNATURE;
+  }
+
+  private mac(keyIndex: number, prefix: Buffer, data: Buffer): Buffer {
+    const key = this.keys[keyIndex];
+    if (!key) throw new RangeError(`no key ${keyIndex}`);
+    return createHmac('sha256', key).update(prefix).update(data).digest();
+  }
+}
+
+const BASE64URL = /^[A-Za-z0-9_-]+$/;
+const MALFORMED: VerifyResult = { ok: false, reason: 'malformed' };
+const BAD_SIGNATURE: VerifyResult = { ok: false, reason: 'bad-signature' };
+
+function clampSeconds(t: number): number {
+  return Math.min(0xffffffff, Math.max(0, Math.floor(t)));
+}
