@@ -31,6 +31,7 @@ COPY --from=build /build/package.json ./package.json
 COPY --from=build /build/node_modules ./node_modules
 COPY --from=build /build/dist ./dist
 COPY plugins ./plugins
+COPY plugins-failover ./plugins-failover
 
 # Kong runs start_cmd through `sh -c exec ...` with a limited PATH: absolute paths only.
 # Logs of the plugin server (pino JSON on stderr) land in Kong's error log.

@@ -26,6 +26,8 @@ export interface ResolvedConfig {
   readonly source: SourceConfig;
   readonly strategy: StrategyName;
   readonly policy: AffinityPolicy;
+  /** Change on failure, when on: statuses that mark an endpoint, and for how long. */
+  readonly failover: { readonly statuses: ReadonlySet<number>; readonly holdMs: number } | null;
 }
 
 export type SourceConfig =
@@ -98,6 +100,9 @@ export function resolveConfig(raw: unknown): ResolvedConfig {
       idleTimeout,
       refreshAfter: Math.floor((idleTimeout * refreshPercent) / 100),
     },
+    failover: c.change_on_failure
+      ? { statuses: new Set(c.failure_statuses ?? [502, 504]), holdMs: (c.failure_timeout ?? 10) * 1000 }
+      : null,
   };
 }
 

@@ -1,7 +1,8 @@
 import { decide } from './affinity/decide.js';
 import { affinityStatus, type Decision } from './affinity/decision.js';
 import { acquireAffinityState } from './affinity/state.js';
-import { resolveConfig, type ResolvedConfig } from './config.js';
+import { ConfigError, resolveConfig, type ResolvedConfig } from './config.js';
+import { recordFailure } from './failover/log-phase.js';
 import { formatSetCookie, needsScheme } from './cookie.js';
 import { InstanceSource } from './instance-source.js';
 import type { KongPdk } from './kong-pdk.js';
@@ -22,8 +23,8 @@ const nowSeconds = (): number => Date.now() / 1000;
  * Only the access phase: a `response` phase would make Kong buffer every response.
  */
 export class StickySession {
-  private readonly cfg: ResolvedConfig;
-  private readonly source: InstanceSource;
+  protected readonly cfg: ResolvedConfig;
+  protected readonly source: InstanceSource;
 
   constructor(config: unknown) {
     this.cfg = resolveConfig(config);
@@ -34,8 +35,15 @@ export class StickySession {
         sourceKey,
         strategy: this.cfg.strategy,
         sessionTtlMs: Math.max(this.cfg.policy.idleTimeout, 1800) * 1000,
+        failureHoldMs: this.cfg.failover?.holdMs ?? null,
       }),
     );
+    if (this.cfg.failover && !(this instanceof StickySessionWithFailover)) {
+      throw new ConfigError(
+        'change_on_failure',
+        'needs the log phase: start the plugin server with --plugins-directory <install>/plugins-failover',
+      );
+    }
     const source = this.source;
     finalizer.register(this, () => source.close());
   }
@@ -129,4 +137,23 @@ type Via = 'cookie' | 'header' | 'none';
 function logDecision(d: Decision, service: string): void {
   const endpoint = 'endpoint' in d ? d.endpoint.name : undefined;
   log.debug({ decision: d.kind, affinity: affinityStatus(d), service, endpoint }, 'decision');
+}
+
+/**
+ * The same plugin with a log phase, for change on failure. kong-pdk gives a plugin every
+ * phase its class defines, and Kong then sends that event on every request: so the log
+ * phase lives in this subclass, loaded from plugins-failover/, and the default plugin stays
+ * access-only.
+ */
+export class StickySessionWithFailover extends StickySession {
+  async log(kong: KongPdk): Promise<void> {
+    const failover = this.cfg.failover;
+    const ready = this.source.peek();
+    if (!failover || !ready?.state.failures) return;
+    try {
+      await recordFailure(kong, ready.source.current(), ready.state.failures, failover.statuses);
+    } catch (err) {
+      log.error({ err, service: this.cfg.binding }, 'sticky-session log phase failed');
+    }
+  }
 }

@@ -40,6 +40,11 @@ export class InstanceSource {
     return this.resolving;
   }
 
+  /** The source if it is open, without opening it. */
+  peek(): ReadySource | undefined {
+    return this.ready;
+  }
+
   close(): void {
     this.closed = true;
     this.ready = undefined;

@@ -22,5 +22,11 @@ export interface KongPdk {
     setHeader(name: string, value: string): Promise<unknown>;
     /** Does not wait for Kong: the request ends here. */
     exit(status: number, body?: unknown, headers?: Record<string, string>): Promise<unknown>;
+    /** In the log phase: the status sent to the client. */
+    getStatus(): Promise<number | null | undefined>;
+  };
+  readonly log: {
+    /** Kong's log record as a JSON string (the plugin server's exposed API encodes it). */
+    serialize(): Promise<string | null | undefined>;
   };
 }

@@ -50,6 +50,14 @@ export const Schema = [
   { idle_timeout: { type: 'integer', required: true, default: 0, between: [0, SECONDS_PER_YEAR] } },
   // With idle_timeout: re-issue the token once this share of the idle window has passed.
   { idle_refresh_percent: { type: 'integer', required: true, default: 50, between: [1, 100] } },
+
+  // Change on failure: a response with one of these statuses marks its endpoint as failing
+  // for failure_timeout seconds; its sessions move. Needs the log phase: start the plugin
+  // server on plugins-failover/ instead of plugins/ (README), so users who do not turn it
+  // on never pay for a log event per request.
+  { change_on_failure: { type: 'boolean', required: true, default: false } },
+  { failure_statuses: { type: 'array', required: true, default: [502, 504], elements: { type: 'integer', between: [500, 599] } } },
+  { failure_timeout: { type: 'integer', required: true, default: 10, between: [1, 3600] } },
 ] as const;
 
 /** The configuration as Kong sends it: every field present, unset ones as null. */
@@ -75,6 +83,9 @@ export interface PluginConfig {
   absolute_timeout: number;
   idle_timeout: number;
   idle_refresh_percent: number;
+  change_on_failure: boolean;
+  failure_statuses: number[];
+  failure_timeout: number;
   // Added by Kong.
   service_id?: string | null;
   route_id?: string | null;

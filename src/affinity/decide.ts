@@ -3,6 +3,7 @@ import type { Endpoint, EndpointSnapshot } from '../endpoints/types.js';
 import type { TokenCodec } from '../token.js';
 import type { Decision, NewReason, RepinReason } from './decision.js';
 import type { RefIndex } from './ref-index.js';
+import type { FailureMarks } from '../failover/failure-marks.js';
 
 /** Session rules from the plugin config. Times are in seconds. */
 export interface AffinityPolicy {
@@ -25,7 +26,9 @@ export interface AffinityState {
   readonly sessions: SessionTable;
   readonly strategy: Strategy;
   /** Endpoints recently seen failing (change on failure); none by default. */
-  readonly isFailing?: (endpointId: string) => boolean;
+  readonly isFailing?: ((endpointId: string) => boolean) | undefined;
+  /** Where the log phase records failures, when change on failure is on. */
+  readonly failures?: FailureMarks | undefined;
 }
 
 /**

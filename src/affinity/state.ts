@@ -4,6 +4,7 @@ import { SharedRegistry, type Lease } from '../shared.js';
 import { TokenCodec } from '../token.js';
 import type { AffinityState } from './decide.js';
 import { RefIndex } from './ref-index.js';
+import { FailureMarks } from '../failover/failure-marks.js';
 
 export interface StateKey {
   readonly binding: string;
@@ -12,6 +13,8 @@ export interface StateKey {
   readonly strategy: StrategyName;
   /** How long an unseen session still counts for the balancer (ms). */
   readonly sessionTtlMs: number;
+  /** Change on failure: how long a failed endpoint is avoided (ms); null = off. */
+  readonly failureHoldMs: number | null;
 }
 
 const states = new SharedRegistry<AffinityState>();
@@ -24,14 +27,17 @@ const states = new SharedRegistry<AffinityState>();
  */
 export function acquireAffinityState(key: StateKey): Lease<AffinityState> {
   const secretsDigest = createHash('sha256').update(key.secrets.join('\0')).digest('hex');
-  const id = [key.binding, secretsDigest, key.sourceKey, key.strategy, key.sessionTtlMs].join('|');
+  const id = [key.binding, secretsDigest, key.sourceKey, key.strategy, key.sessionTtlMs, key.failureHoldMs].join('|');
   return states.acquire(id, () => {
     const codec = new TokenCodec({ secrets: key.secrets, binding: key.binding });
+    const failures = key.failureHoldMs === null ? undefined : new FailureMarks(key.failureHoldMs);
     return {
       codec,
       refs: new RefIndex(codec),
       sessions: new SessionTable({ ttlMs: key.sessionTtlMs }),
       strategy: createStrategy(key.strategy),
+      failures,
+      isFailing: failures?.isFailing,
     };
   });
 }
