@@ -1,7 +1,7 @@
 import type { AffinityState } from './affinity/decide.js';
 import type { ResolvedConfig } from './config.js';
 import { log } from './log.js';
-import { openKubernetesSource, openStaticSource, serviceRefFromHost } from './endpoints/open.js';
+import { openKubernetesSource, openStaticSource, resolveServiceRef } from './endpoints/open.js';
 import type { EndpointSource } from './endpoints/types.js';
 import type { KongPdk } from './kong-pdk.js';
 import type { Lease } from './shared.js';
@@ -31,7 +31,7 @@ export class InstanceSource {
   ) {
     const s = cfg.source;
     if (s.kind === 'static') this.open(openStaticSource(s));
-    else if (s.namespace && s.service) this.open(openKubernetesSource({ namespace: s.namespace, service: s.service, port: s.port }));
+    else if (s.namespace && s.service) this.resolve(null);
   }
 
   get(kong: KongPdk): ReadySource | undefined | Promise<ReadySource | undefined> {
@@ -54,22 +54,23 @@ export class InstanceSource {
   private async resolveFromService(kong: KongPdk): Promise<ReadySource | undefined> {
     const service = await kong.router.getService();
     if (this.ready || this.closed) return this.ready;
+    return this.resolve(service?.host ?? null);
+  }
+
+  /** Opens the watch of the Service named by the config, or else by the Kong service host. */
+  private resolve(serviceHost: string | null): ReadySource | undefined {
     const s = this.cfg.source;
-    const fromHost = serviceRefFromHost(service?.host ?? '');
-    const namespace = (s.kind === 'kubernetes' && s.namespace) || fromHost?.namespace;
-    const name = (s.kind === 'kubernetes' && s.service) || fromHost?.service;
-    const port = (s.kind === 'kubernetes' && s.port) || fromHost?.port || null;
-    if (!namespace || !name) {
-      log.error(
-        { service: this.cfg.binding, host: service?.host ?? null },
-        'cannot tell which Kubernetes Service to watch: set kubernetes_namespace and kubernetes_service, ' +
-          'or attach the plugin to a Kong service whose host is <service>.<namespace>.<port>.svc (KIC); ' +
-          'requests are proxied by Kong meanwhile',
-      );
+    if (s.kind !== 'kubernetes') return this.ready;
+    const resolved = resolveServiceRef(
+      { kubernetes_namespace: s.namespace, kubernetes_service: s.service, kubernetes_port: s.port },
+      serviceHost,
+    );
+    if (!resolved.ok) {
       this.retryAt = Date.now() + 30_000;
+      log.error({ service: this.cfg.binding, host: serviceHost }, `${resolved.reason}; requests are proxied by Kong meanwhile`);
       return undefined;
     }
-    this.open(openKubernetesSource({ namespace, service: name, port }));
+    this.open(openKubernetesSource(resolved.ref));
     return this.ready;
   }
 

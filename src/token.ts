@@ -57,14 +57,18 @@ export interface TokenCodecOptions {
 
 export class TokenCodec {
   private readonly keys: KeyObject[];
-  private readonly tokPrefix: Buffer;
+  /** "tok" | binding | token body: the token MAC's input, body rewritten per call. */
+  private readonly tokInput: Buffer;
+  private readonly tokBodyAt: number;
   private readonly refPrefix: Buffer;
   private readonly verified: LRUCache<string, TokenClaims>;
 
   constructor(opts: TokenCodecOptions) {
     if (opts.secrets.length === 0) throw new Error('at least one secret is required');
     this.keys = opts.secrets.map((s) => createSecretKey(Buffer.from(s, 'utf8')));
-    this.tokPrefix = Buffer.from(`tok\0${opts.binding}\0`, 'utf8');
+    const tokPrefix = Buffer.from(`tok\0${opts.binding}\0`, 'utf8');
+    this.tokBodyAt = tokPrefix.length;
+    this.tokInput = Buffer.concat([tokPrefix, Buffer.alloc(BODY_LEN)]);
     this.refPrefix = Buffer.from(`ref\0${opts.binding}\0`, 'utf8');
     this.verified = new LRUCache({ max: opts.cacheSize ?? 100_000 });
   }
@@ -93,7 +97,7 @@ export class TokenCodec {
     else randomSid(body, 9);
     const ref = this.ref(endpointId, 0);
     body.write(ref, 13, 8, 'latin1');
-    const mac = this.mac(0, this.tokPrefix, body).subarray(0, MAC_LEN);
+    const mac = this.tokenMac(0, body);
     const token = Buffer.concat([body, mac], TOKEN_LEN).toString('base64url');
     const claims: TokenClaims = {
       keyIndex: 0,
@@ -119,7 +123,7 @@ export class TokenCodec {
     const body = raw.subarray(0, BODY_LEN);
     const mac = raw.subarray(BODY_LEN);
     for (let k = 0; k < this.keys.length; k++) {
-      const expected = this.mac(k, this.tokPrefix, body).subarray(0, MAC_LEN);
+      const expected = this.tokenMac(k, body);
       if (timingSafeEqual(expected, mac)) {
         const claims: TokenClaims = {
           keyIndex: k,
@@ -135,11 +139,20 @@ export class TokenCodec {
     return BAD_SIGNATURE;
   }
 
-  private mac(keyIndex: number, prefix: Buffer, data: Buffer): Buffer {
+  private tokenMac(keyIndex: number, body: Buffer): Buffer {
+    // Synchronous use of one scratch buffer: no allocation for the MAC input.
+    body.copy(this.tokInput, this.tokBodyAt, 0, BODY_LEN);
+    return createHmac('sha256', this.key(keyIndex)).update(this.tokInput).digest().subarray(0, MAC_LEN);
+  }
+
+  private key(keyIndex: number): KeyObject {
     const key = this.keys[keyIndex];
     if (!key) throw new RangeError(`no key ${keyIndex}`);
-    // One update call: each crosses into native code.
-    return createHmac('sha256', key).update(Buffer.concat([prefix, data])).digest();
+    return key;
+  }
+
+  private mac(keyIndex: number, prefix: Buffer, data: Buffer): Buffer {
+    return createHmac('sha256', this.key(keyIndex)).update(Buffer.concat([prefix, data])).digest();
   }
 }
 

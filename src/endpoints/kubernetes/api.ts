@@ -77,8 +77,7 @@ export async function listEndpointSlices(
   do {
     const query: Record<string, string> = { labelSelector: selector.labelSelector, limit: String(options.pageSize) };
     if (cont) query.continue = cont;
-    const page = await request(kubeConfig, slicesPath(selector), query, options.signal, options.timeoutMs, async (response, deadline) => {
-      deadline.extend(options.timeoutMs);
+    const page = await request(kubeConfig, slicesPath(selector), query, options.signal, options.timeoutMs, async (response) => {
       return JSON.parse(await response.body.text()) as {
         items?: EndpointSliceObject[] | null;
         metadata?: { resourceVersion?: string; continue?: string };

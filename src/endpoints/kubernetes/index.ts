@@ -16,9 +16,10 @@ export function acquireKubernetesSource(ref: ServiceRef, options?: EndpointSlice
   return sources.acquire(serviceRefKey(ref), () => new EndpointSliceWatcher(ref, options));
 }
 
-export { EndpointSliceWatcher } from './watcher.js';
+export { EndpointSliceWatcher };
 export type { EndpointSliceWatcherOptions, EndpointSliceWatcherStatus } from './watcher.js';
 export {
+  canonicalServiceRef,
   parseServiceHost,
   parseServicePort,
   resolveServiceRef,

@@ -112,9 +112,20 @@ export function resolveServiceRef(
   return { ok: true, ref: { namespace: resolved.namespace, service: resolved.service, port: resolved.port } };
 }
 
+/**
+ * The same ref with its port in canonical form: `"80"` becomes 80 (no port name is all
+ * digits), `''` becomes null, so config strings and parsed hosts share one watch. A port
+ * that is no valid name or number is left as given: it matches nothing, and says so in logs.
+ */
+export function canonicalServiceRef(ref: ServiceRef): ServiceRef {
+  const port = parseServicePort(ref.port);
+  return port === undefined || port === ref.port ? ref : { ...ref, port };
+}
+
 /** `k8s:<namespace>/<service>:<port>`; `*` stands for "the only port" (no port name can be `*`). */
 export function serviceRefKey(ref: ServiceRef): string {
-  return `k8s:${ref.namespace}/${ref.service}:${ref.port === null ? '*' : ref.port}`;
+  const { port } = canonicalServiceRef(ref);
+  return `k8s:${ref.namespace}/${ref.service}:${port === null ? '*' : port}`;
 }
 
 /** For logs: `<namespace>/<service>:<port>`. */

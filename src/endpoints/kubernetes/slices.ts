@@ -68,7 +68,11 @@ export function slicePort(ports: readonly SlicePort[] | null | undefined, wanted
 }
 
 // IPv4 before IPv6 for a dual-stack pod; FQDN slices only count when nothing else exists.
-const FAMILY_RANK: Readonly<Record<string, number>> = { IPv4: 0, IPv6: 1, FQDN: 2 };
+const FAMILY_RANK: ReadonlyMap<string, number> = new Map([
+  ['IPv4', 0],
+  ['IPv6', 1],
+  ['FQDN', 2],
+]);
 const CONDITION_RANK: Readonly<Record<EndpointCondition, number>> = { ready: 0, draining: 1 };
 
 interface Candidate {
@@ -85,7 +89,7 @@ interface Candidate {
  * Service has no IPv4/IPv6 slice (the EndpointSlice controller never writes FQDN ones).
  */
 export function endpointsFromSlices(slices: Iterable<EndpointSliceLike>, port: ServicePort): Endpoint[] {
-  const known = [...slices].filter((s) => FAMILY_RANK[s.addressType] !== undefined);
+  const known = [...slices].filter((s) => FAMILY_RANK.has(s.addressType));
   const hasIpSlices = known.some((s) => s.addressType !== 'FQDN');
   const usable = known.filter((s) => s.addressType !== 'FQDN' || !hasIpSlices);
 
@@ -106,7 +110,7 @@ export function endpointsFromSlices(slices: Iterable<EndpointSliceLike>, port: S
 /** Names of slices that have endpoints but no port matching `port`, for a warning. */
 export function slicesMissingPort(slices: Iterable<EndpointSliceLike>, port: ServicePort): string[] {
   return [...slices]
-    .filter((s) => FAMILY_RANK[s.addressType] !== undefined && (s.endpoints?.length ?? 0) > 0)
+    .filter((s) => FAMILY_RANK.has(s.addressType) && (s.endpoints?.length ?? 0) > 0)
     .filter((s) => slicePort(s.ports, port) === undefined)
     .map((s) => s.metadata?.name ?? '')
     .sort(compareStrings);
@@ -145,7 +149,7 @@ function toCandidate(slice: EndpointSliceLike, e: SliceEndpoint, port: number): 
       condition,
       weight: 1,
     },
-    family: FAMILY_RANK[slice.addressType] ?? Number.MAX_SAFE_INTEGER,
+    family: FAMILY_RANK.get(slice.addressType) ?? Number.MAX_SAFE_INTEGER,
     slice: slice.metadata?.name ?? '',
   };
 }

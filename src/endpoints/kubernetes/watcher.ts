@@ -11,7 +11,6 @@ import { log } from '../../log.js';
 import { makeSnapshot, type Endpoint, type EndpointSnapshot, type EndpointSource } from '../types.js';
 import {
   isExpired,
-  KubeTimeoutError,
   listEndpointSlices,
   watchEndpointSlices,
   type EndpointSliceObject,
@@ -19,7 +18,7 @@ import {
   type WatchEvent,
 } from './api.js';
 import { Backoff, type BackoffOptions } from './backoff.js';
-import { describeServiceRef, serviceRefKey, type ServiceRef } from './service-ref.js';
+import { canonicalServiceRef, describeServiceRef, serviceRefKey, type ServiceRef } from './service-ref.js';
 import { endpointsFromSlices, sameEndpoints, slicesMissingPort } from './slices.js';
 
 export interface EndpointSliceWatcherOptions {
@@ -29,7 +28,11 @@ export interface EndpointSliceWatcherOptions {
   readonly backoff?: BackoffOptions;
   /** Deadline for the headers of any request and for each whole list page (default 30 s). */
   readonly requestTimeoutMs?: number;
-  /** A watch silent this long (no event, no bookmark) is restarted (default 5 min). */
+  /**
+   * A watch silent this long (no event, no bookmark) is restarted (default 5 min; API
+   * servers send a bookmark about every minute). undici's own body timeout, also 5 min,
+   * caps it: a larger value ends the same way, reported as undici's error.
+   */
   readonly watchIdleTimeoutMs?: number;
   /** `timeoutSeconds` asked of the server per watch (default random in [300, 600), as client-go). */
   readonly watchTimeoutSeconds?: number;
@@ -54,6 +57,8 @@ export interface EndpointSliceWatcherStatus {
 
 export class EndpointSliceWatcher implements EndpointSource {
   readonly key: string;
+  /** What is watched, port in canonical form (`"80"` -> 80). */
+  readonly ref: ServiceRef;
   private readonly name: string;
   private readonly selector: SliceSelector;
   private readonly options: Required<Omit<EndpointSliceWatcherOptions, 'kubeConfig' | 'backoff'>>;
@@ -78,10 +83,8 @@ export class EndpointSliceWatcher implements EndpointSource {
     lastError: undefined as EndpointSliceWatcherStatus['lastError'],
   };
 
-  constructor(
-    readonly ref: ServiceRef,
-    options: EndpointSliceWatcherOptions = {},
-  ) {
+  constructor(ref: ServiceRef, options: EndpointSliceWatcherOptions = {}) {
+    this.ref = canonicalServiceRef(ref);
     this.key = serviceRefKey(ref);
     this.name = describeServiceRef(ref);
     this.selector = { namespace: ref.namespace, labelSelector: `kubernetes.io/service-name=${ref.service}` };
@@ -164,7 +167,7 @@ export class EndpointSliceWatcher implements EndpointSource {
         this.state.lastError = { message: message(failure), at: Date.now() };
         log.warn(
           { service: this.name, err: message(failure), retryInMs: delayMs, serving: this.servingDescription() },
-          failure instanceof KubeTimeoutError ? 'EndpointSlice watch stalled, restarting' : 'EndpointSlice list/watch failed',
+          'EndpointSlice list/watch failed',
         );
         await this.sleep(delayMs);
       } else if (!progressed) {
