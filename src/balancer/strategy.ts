@@ -3,8 +3,8 @@ import type { SessionTable } from './session-table.js';
 
 /**
  * How a new session picks its endpoint. Only new sessions and re-pins ask: a pinned
- * session never goes through a strategy. `candidates` is never empty and is in a stable
- * order (sorted by endpoint id).
+ * session never goes through a strategy. `candidates` is never empty and is in the
+ * view's deterministic order.
  */
 export interface Strategy {
   readonly name: StrategyName;

@@ -29,23 +29,26 @@ export interface EndpointSnapshot {
   /** Increases with every change the source publishes; lets caches key on it. */
   readonly version: number;
   readonly byId: ReadonlyMap<string, Endpoint>;
-  /** Endpoints that take new sessions, in a stable order (sorted by id). */
+  /** Endpoints that take new sessions, in the source's order (deterministic for the same input). */
   readonly ready: readonly Endpoint[];
-  /** Serving, terminating endpoints, in a stable order (sorted by id). */
+  /** Serving, terminating endpoints, in the source's order. */
   readonly draining: readonly Endpoint[];
 }
 
-/** Builds a snapshot from a list of endpoints; later duplicates of an id are ignored. */
+/**
+ * Builds a snapshot; later duplicates of an id are ignored. Order is kept as given: sources
+ * give a deterministic one, so replicas with the same input list endpoints alike.
+ */
 export function makeSnapshot(version: number, endpoints: Iterable<Endpoint>): EndpointSnapshot {
   const byId = new Map<string, Endpoint>();
-  for (const e of endpoints) if (!byId.has(e.id)) byId.set(e.id, e);
-  const sorted = [...byId.values()].sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
-  return {
-    version,
-    byId,
-    ready: sorted.filter((e) => e.condition === 'ready'),
-    draining: sorted.filter((e) => e.condition === 'draining'),
-  };
+  const ready: Endpoint[] = [];
+  const draining: Endpoint[] = [];
+  for (const e of endpoints) {
+    if (byId.has(e.id)) continue;
+    byId.set(e.id, e);
+    (e.condition === 'ready' ? ready : draining).push(e);
+  }
+  return { version, byId, ready, draining };
 }
 
 /**

@@ -78,7 +78,7 @@ describe('endpointsFromSlices', () => {
     expect(endpoints).toEqual([{ id: 'uid-cart-1', name: 'cart-1', host: '192.0.2.1', port: 8080, condition: 'ready', weight: 1 }]);
   });
 
-  it('keeps ready and draining endpoints, drops the ones that serve nothing, sorted by id', () => {
+  it('keeps ready and draining endpoints, drops the ones that serve nothing, in slice order', () => {
     const endpoints = endpointsFromSlices(
       [
         slice({
@@ -95,8 +95,8 @@ describe('endpointsFromSlices', () => {
       'http',
     );
     expect(endpoints.map((e) => [e.name, e.condition])).toEqual([
-      ['a', 'ready'],
       ['b', 'draining'],
+      ['a', 'ready'],
     ]);
   });
 

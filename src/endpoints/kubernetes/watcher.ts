@@ -48,11 +48,15 @@ export interface EndpointSliceWatcherStatus {
   readonly watching: boolean;
   /** When the view was last confirmed by the API server (list or watch event), ms since epoch. */
   readonly lastSyncAt: number | undefined;
-  /** Lists done, the first included (more than one: 410 Gone or failures before the first). */
+  /** Lists completed, the first included (more than one: relists after 410 Gone). */
   readonly lists: number;
   /** Times the list/watch cycle started again after a watch ended, broke or expired. */
   readonly restarts: number;
   readonly lastError: { readonly message: string; readonly at: number } | undefined;
+  /** Time the last watch event took to reach the view (ms; event decoded to snapshot published). */
+  readonly lastApplyMs: number | undefined;
+  /** Time the last list took to become the view, once received (ms). */
+  readonly lastRelistMs: number | undefined;
 }
 
 export class EndpointSliceWatcher implements EndpointSource {
@@ -81,6 +85,8 @@ export class EndpointSliceWatcher implements EndpointSource {
     lists: 0,
     restarts: 0,
     lastError: undefined as EndpointSliceWatcherStatus['lastError'],
+    lastApplyMs: undefined as number | undefined,
+    lastRelistMs: undefined as number | undefined,
   };
 
   constructor(ref: ServiceRef, options: EndpointSliceWatcherOptions = {}) {
@@ -187,22 +193,25 @@ export class EndpointSliceWatcher implements EndpointSource {
   }
 
   private async relist(kubeConfig: KubeConfig): Promise<void> {
-    this.state.lists++;
     const list = await listEndpointSlices(kubeConfig, this.selector, {
       signal: this.lifetime.signal,
       timeoutMs: this.options.requestTimeoutMs,
       pageSize: this.options.listPageSize,
     });
     if (this.closed) return;
+    this.state.lists++;
+    const started = performance.now();
     this.slices.clear();
     for (const slice of list.items) this.slices.set(sliceName(slice), slice);
     this.resourceVersion = list.resourceVersion;
     this.state.lastSyncAt = Date.now();
     this.publish();
+    this.state.lastRelistMs = performance.now() - started;
   }
 
   private apply(event: WatchEvent): void {
     if (this.closed) return;
+    const started = performance.now();
     const resourceVersion = event.object.metadata?.resourceVersion;
     if (resourceVersion) this.resourceVersion = resourceVersion;
     this.state.lastSyncAt = Date.now();
@@ -218,6 +227,7 @@ export class EndpointSliceWatcher implements EndpointSource {
         return;
     }
     this.publish();
+    this.state.lastApplyMs = performance.now() - started;
   }
 
   /** Replaces the snapshot when the endpoints changed (and at the first list). */
