@@ -17,7 +17,7 @@ export interface ResolvedConfig {
   readonly binding: string;
   readonly readCookie: boolean;
   readonly readHeader: boolean;
-  /** Lower-cased header name, for the request; as configured, for the response. */
+  /** Header that carries the token (request lookups ignore case, as Kong's do). */
   readonly headerName: string;
   readonly cookie: CookieAttributes;
   /** nginx variable that holds the affinity cookie. */
@@ -98,7 +98,8 @@ export function resolveConfig(raw: unknown): ResolvedConfig {
       noReadyEndpoint: c.no_ready_endpoint ?? 'draining',
       absoluteTimeout: c.absolute_timeout ?? 0,
       idleTimeout,
-      refreshAfter: Math.floor((idleTimeout * refreshPercent) / 100),
+      // At least a second: a 0 would re-issue the token on every request.
+      refreshAfter: idleTimeout > 0 ? Math.max(1, Math.floor((idleTimeout * refreshPercent) / 100)) : 0,
     },
     failover: c.change_on_failure
       ? { statuses: new Set(c.failure_statuses ?? [502, 504]), holdMs: (c.failure_timeout ?? 10) * 1000 }

@@ -70,7 +70,7 @@ export class TokenCodec {
     this.tokBodyAt = tokPrefix.length;
     this.tokInput = Buffer.concat([tokPrefix, Buffer.alloc(BODY_LEN)]);
     this.refPrefix = Buffer.from(`ref\0${opts.binding}\0`, 'utf8');
-    this.verified = new LRUCache({ max: opts.cacheSize ?? 100_000 });
+    this.verified = new LRUCache({ max: opts.cacheSize ?? 50_000 });
   }
 
   get keyCount(): number {

@@ -2,7 +2,8 @@ import { LRUCache } from 'lru-cache';
 
 /**
  * Active sessions per endpoint, as seen by this process: a session counts while it has
- * been seen within `ttlMs`. Bounded by `max` (least recently seen sessions drop out), so
+ * been seen within `ttlMs`. Bounded by `max` (least recently seen sessions drop out; 50,000
+ * per service by default), so
  * memory stays flat however many clients come; counts are then approximate, which is all
  * a balancer needs. Process-local: replicas do not share it, and need not.
  */
@@ -25,10 +26,13 @@ export class SessionTable {
     const ttl = opts.ttlMs ?? 30 * 60_000;
     this.purgeEveryMs = Math.max(1_000, ttl / 10);
     this.sessions = new LRUCache<string, string>({
-      max: opts.max ?? 200_000,
+      max: opts.max ?? 50_000,
       ttl,
       updateAgeOnGet: true,
-      perf: { now: this.clock },
+      // Read the clock on every call (the default caches it for 1 ms), and never report 0:
+      // lru-cache takes a start time of 0 for "no TTL".
+      ttlResolution: 0,
+      perf: { now: () => this.clock() + 1 },
       dispose: (endpointId, _sid, reason) => {
         if (reason !== 'set') this.decrement(endpointId);
       },

@@ -37,6 +37,9 @@ export function parseTarget(spec: string): Endpoint {
   const port = Number(m[3]);
   if (port < 1 || port > 65535) throw new Error(`"${spec}": port must be 1-65535`);
   if (m[1] !== undefined && isIP(host) !== 6) throw new Error(`"${spec}": "${host}" is not an IPv6 address`);
+  if (m[2] !== undefined && !isIP(host) && /^[\d.]+$/.test(host)) {
+    throw new Error(`"${spec}": "${host}" is not a valid IPv4 address`);
+  }
   if (m[2] !== undefined && !isIP(host) && !/^[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?)*$/.test(host)) {
     throw new Error(`"${spec}": "${host}" is neither an IP address nor a host name`);
   }
@@ -53,6 +56,8 @@ export function parseTarget(spec: string): Endpoint {
       throw new Error(`"${spec}": unknown option "${opt}" (expected weight=N or draining)`);
     }
   }
-  const id = m[1] !== undefined ? `[${host}]:${port}` : `${host}:${port}`;
-  return { id, name: id, host, port, weight, condition: draining ? 'draining' : 'ready' };
+  // One spelling per address, so duplicates are found and ids do not change with case.
+  const canonical = m[1] !== undefined ? new URL(`http://[${host}]/`).hostname.slice(1, -1) : host.toLowerCase();
+  const id = m[1] !== undefined ? `[${canonical}]:${port}` : `${canonical}:${port}`;
+  return { id, name: id, host: m[1] !== undefined ? host : canonical, port, weight, condition: draining ? 'draining' : 'ready' };
 }
