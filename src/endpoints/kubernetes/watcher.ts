@@ -8,6 +8,7 @@
  */
 import { KubeConfig } from '@kubernetes/client-node';
 import { log } from '../../log.js';
+import { loadKubeConfig } from './kubeconfig.js';
 import { makeSnapshot, type Endpoint, type EndpointSnapshot, type EndpointSource } from '../types.js';
 import {
   isExpired,
@@ -184,13 +185,10 @@ export class EndpointSliceWatcher implements EndpointSource {
   }
 
   private loadKubeConfig(): KubeConfig {
-    if (!this.kubeConfig) {
-      const kubeConfig = new KubeConfig();
-      kubeConfig.loadFromDefault();
-      this.kubeConfig = kubeConfig;
-    }
+    this.kubeConfig ??= loadKubeConfig();
     return this.kubeConfig;
   }
+
 
   private async relist(kubeConfig: KubeConfig): Promise<void> {
     const list = await listEndpointSlices(kubeConfig, this.selector, {
