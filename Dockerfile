@@ -34,17 +34,19 @@ COPY plugins ./plugins
 COPY plugins-failover ./plugins-failover
 
 # Kong runs start_cmd through `sh -c exec ...` with a limited PATH: absolute paths only.
-# Logs of the plugin server (pino JSON on stderr) land in Kong's error log.
+# Logs of the plugin server (pino JSON on stderr) land in Kong's error log at nginx level
+# info: with Kong's default log_level (notice) they would all be dropped, errors included.
 # nginx workers (which start the plugin server) keep only the environment variables declared
 # with `env`: KONG_NGINX_MAIN_ENV declares the ones the plugin reads. Setting your own
 # KONG_NGINX_MAIN_ENV replaces this list: keep these in it.
 ENV KONG_PLUGINS=bundled,sticky-session \
     KONG_NGINX_MAIN_ENV="KUBERNETES_SERVICE_HOST; env KUBERNETES_SERVICE_PORT; env KUBECONFIG; env STICKY_SESSION_LOG_LEVEL; env STICKY_SESSION_METRICS_PORT; env STICKY_SESSION_METRICS_ADDRESS" \
     KONG_PLUGINSERVER_NAMES=sticky-session \
-    KONG_PLUGINSERVER_STICKY_SESSION_SOCKET=/usr/local/kong/sticky-session.sock \
-    KONG_PLUGINSERVER_STICKY_SESSION_START_CMD="/usr/local/bin/node /opt/sticky-session/node_modules/kong-pdk/bin/kong-js-pluginserver --plugins-directory /opt/sticky-session/plugins --kong-prefix /usr/local/kong --sock-name sticky-session.sock" \
+    KONG_PLUGINSERVER_STICKY_SESSION_SOCKET=/tmp/sticky-session.sock \
+    KONG_PLUGINSERVER_STICKY_SESSION_START_CMD="/usr/local/bin/node /opt/sticky-session/node_modules/kong-pdk/bin/kong-js-pluginserver --plugins-directory /opt/sticky-session/plugins --kong-prefix /tmp --sock-name sticky-session.sock" \
     KONG_PLUGINSERVER_STICKY_SESSION_QUERY_CMD="/usr/local/bin/node /opt/sticky-session/node_modules/kong-pdk/bin/kong-js-pluginserver --plugins-directory /opt/sticky-session/plugins --dump-all-plugins" \
-    NODE_ENV=production
+    NODE_ENV=production \
+    KONG_LOG_LEVEL=info
 
 WORKDIR /
 USER kong

@@ -3,7 +3,7 @@ import type { StrategyName } from './balancer/strategy.js';
 import type { CookieAttributes } from './cookie.js';
 import { parseTarget } from './endpoints/static.js';
 import type { Endpoint } from './endpoints/types.js';
-import type { PluginConfig } from './schema.js';
+import { LOG_LEVELS, type LogLevel, type PluginConfig } from './schema.js';
 
 /**
  * What an instance needs, checked and precomputed once at instance start so the request
@@ -28,6 +28,8 @@ export interface ResolvedConfig {
   readonly policy: AffinityPolicy;
   /** Change on failure, when on: statuses that mark an endpoint, and for how long. */
   readonly failover: { readonly statuses: ReadonlySet<number>; readonly holdMs: number } | null;
+  /** Level of this instance's decision log lines; null: the process's level. */
+  readonly logLevel: LogLevel | null;
 }
 
 export type SourceConfig =
@@ -104,7 +106,14 @@ export function resolveConfig(raw: unknown): ResolvedConfig {
     failover: c.change_on_failure
       ? { statuses: new Set(c.failure_statuses ?? [502, 504]), holdMs: (c.failure_timeout ?? 10) * 1000 }
       : null,
+    logLevel: resolveLogLevel(c.log_level),
   };
+}
+
+function resolveLogLevel(level: unknown): LogLevel | null {
+  if (level == null) return null;
+  if (!(LOG_LEVELS as readonly unknown[]).includes(level)) throw new ConfigError('log_level', `expected one of ${LOG_LEVELS.join(', ')}`);
+  return level as LogLevel;
 }
 
 function resolveSource(c: PluginConfig): SourceConfig {

@@ -1,5 +1,6 @@
+import type { Logger } from 'pino';
 import { decide } from './affinity/decide.js';
-import { affinityStatus, type Decision } from './affinity/decision.js';
+import type { Decision } from './affinity/decision.js';
 import { acquireAffinityState } from './affinity/state.js';
 import { ConfigError, resolveConfig, type ResolvedConfig } from './config.js';
 import { recordFailure } from './failover/log-phase.js';
@@ -7,6 +8,7 @@ import { formatSetCookie, needsScheme } from './cookie.js';
 import { InstanceSource } from './instance-source.js';
 import type { KongPdk } from './kong-pdk.js';
 import { log } from './log.js';
+import { decisionLogger, ensureObservability, logDecision, observeDecision } from './observability/index.js';
 
 /**
  * kong-pdk never tells a plugin instance it was closed (CloseInstance only drops it from a
@@ -25,9 +27,13 @@ const nowSeconds = (): number => Date.now() / 1000;
 export class StickySession {
   protected readonly cfg: ResolvedConfig;
   protected readonly source: InstanceSource;
+  /** Where this instance's decision lines go; undefined: not written (decided once, here). */
+  private readonly decisionLog: Logger | undefined;
 
   constructor(config: unknown) {
+    ensureObservability();
     this.cfg = resolveConfig(config);
+    this.decisionLog = decisionLogger(this.cfg.logLevel);
     this.source = new InstanceSource(this.cfg, (sourceKey) =>
       acquireAffinityState({
         binding: this.cfg.binding,
@@ -51,14 +57,16 @@ export class StickySession {
   async access(kong: KongPdk): Promise<void> {
     try {
       const ready = await this.source.get(kong);
-      if (!ready) return;
+      // No source (the Kong service host names no Service; logged by InstanceSource) or not
+      // synced yet: read nothing, set nothing; Kong's own balancer decides.
+      if (!ready) return this.passthrough(undefined);
       const snapshot = ready.source.current();
-      // Not synced yet: read nothing, set nothing; Kong's own balancer decides.
       if (!snapshot) return this.passthrough(ready.source.key);
 
       const incoming = await this.readToken(kong);
       const decision = decide(incoming.token, snapshot, ready.state, this.cfg.policy, nowSeconds());
-      if (log.isLevelEnabled('debug')) logDecision(decision, this.cfg.binding);
+      observeDecision(decision, this.cfg.binding);
+      if (this.decisionLog) logDecision(this.decisionLog, decision, this.cfg.binding, ready.source.key);
       await this.apply(kong, decision, incoming.via);
     } catch (err) {
       // Never let an exception reach kong-pdk: Kong would proxy blindly without a word.
@@ -124,7 +132,11 @@ export class StickySession {
   }
 
   private lastPassthroughLog = 0;
-  private passthrough(sourceKey: string): void {
+  /** Fail open: counted and logged as a decision like any other, warned about now and then. */
+  private passthrough(sourceKey: string | undefined): void {
+    observeDecision(NOT_SYNCED, this.cfg.binding);
+    if (this.decisionLog) logDecision(this.decisionLog, NOT_SYNCED, this.cfg.binding, sourceKey);
+    if (sourceKey === undefined) return;
     const now = Date.now();
     if (now - this.lastPassthroughLog < 10_000) return;
     this.lastPassthroughLog = now;
@@ -134,10 +146,7 @@ export class StickySession {
 
 type Via = 'cookie' | 'header' | 'none';
 
-function logDecision(d: Decision, service: string): void {
-  const endpoint = 'endpoint' in d ? d.endpoint.name : undefined;
-  log.debug({ decision: d.kind, affinity: affinityStatus(d), service, endpoint }, 'decision');
-}
+const NOT_SYNCED: Decision = { kind: 'passthrough', reason: 'not-synced' };
 
 /**
  * The same plugin with a log phase, for change on failure. kong-pdk gives a plugin every

@@ -11,6 +11,9 @@ import { STRATEGY_NAMES, type StrategyName } from './balancer/strategy.js';
 
 const SECONDS_PER_YEAR = 31_536_000;
 
+export const LOG_LEVELS = ['debug', 'info', 'warn', 'error'] as const;
+export type LogLevel = (typeof LOG_LEVELS)[number];
+
 export const Schema = [
   // The first secret signs, all of them verify: rotate by prepending a new one.
   { secrets: { type: 'array', required: true, len_min: 1, elements: { type: 'string', len_min: 32, referenceable: true } } },
@@ -58,6 +61,10 @@ export const Schema = [
   { change_on_failure: { type: 'boolean', required: true, default: false } },
   { failure_statuses: { type: 'array', required: true, default: [502, 504], elements: { type: 'integer', between: [500, 599] } } },
   { failure_timeout: { type: 'integer', required: true, default: 10, between: [1, 3600] } },
+
+  // Log level of this instance's decision lines (debug); unset: the process level
+  // (STICKY_SESSION_LOG_LEVEL, default info). `debug` logs one line per request.
+  { log_level: { type: 'string', one_of: [...LOG_LEVELS] } },
 ] as const;
 
 /** The configuration as Kong sends it: every field present, unset ones as null. */
@@ -86,6 +93,8 @@ export interface PluginConfig {
   change_on_failure: boolean;
   failure_statuses: number[];
   failure_timeout: number;
+  /** Optional here only so configs written before the field existed still type-check. */
+  log_level?: LogLevel | null;
   // Added by Kong.
   service_id?: string | null;
   route_id?: string | null;

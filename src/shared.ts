@@ -40,6 +40,11 @@ export class SharedRegistry<T> {
   keys(): string[] {
     return [...this.entries.keys()];
   }
+
+  /** Key and value of every entry currently held, for status pages and metrics. */
+  *held(): IterableIterator<[string, T]> {
+    for (const [key, entry] of this.entries) yield [key, entry.value];
+  }
 }
 
 export interface Lease<T> {

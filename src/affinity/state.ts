@@ -18,6 +18,8 @@ export interface StateKey {
 }
 
 const states = new SharedRegistry<AffinityState>();
+/** What each live state serves, for status and metrics (states are keyed by a digest). */
+const served = new WeakMap<AffinityState, { readonly binding: string; readonly sourceKey: string }>();
 
 /**
  * The affinity state of one service in this process: token codec with its verification
@@ -31,7 +33,7 @@ export function acquireAffinityState(key: StateKey): Lease<AffinityState> {
   return states.acquire(id, () => {
     const codec = new TokenCodec({ secrets: key.secrets, binding: key.binding });
     const failures = key.failureHoldMs === null ? undefined : new FailureMarks(key.failureHoldMs);
-    return {
+    const state: AffinityState = {
       codec,
       refs: new RefIndex(codec),
       sessions: new SessionTable({ ttlMs: key.sessionTtlMs }),
@@ -39,7 +41,25 @@ export function acquireAffinityState(key: StateKey): Lease<AffinityState> {
       failures,
       isFailing: failures?.isFailing,
     };
+    served.set(state, { binding: key.binding, sourceKey: key.sourceKey });
+    return state;
   });
+}
+
+export interface ServedState {
+  /** The Kong service (or route) its tokens are bound to. */
+  readonly binding: string;
+  /** The endpoint source it decides over. */
+  readonly sourceKey: string;
+  readonly state: AffinityState;
+}
+
+/** Every affinity state alive in this process, with what it serves: for status and metrics. */
+export function* affinityStates(): IterableIterator<ServedState> {
+  for (const [, state] of states.held()) {
+    const s = served.get(state);
+    if (s) yield { binding: s.binding, sourceKey: s.sourceKey, state };
+  }
 }
 
 /** Keys of the states alive in this process, for leak tests and status. */

@@ -63,4 +63,17 @@ export interface EndpointSource {
   onChange(listener: (snapshot: EndpointSnapshot) => void): () => void;
   /** Releases watches and timers. Idempotent. */
   close(): void;
+  /** How the source is doing, for status pages and metrics; sources that never change need none. */
+  status?(): SourceStatus;
+}
+
+/** What a source that syncs from elsewhere (the Kubernetes watcher) reports about itself. */
+export interface SourceStatus {
+  /** `current()` is defined. */
+  readonly synced: boolean;
+  /** When the view was last confirmed by its origin, ms since the epoch. */
+  readonly lastSyncAt: number | undefined;
+  /** Times the source had to start its sync again (watch ended, broke or expired). */
+  readonly restarts: number;
+  readonly lastError?: { readonly message: string; readonly at: number } | undefined;
 }

@@ -1,0 +1,134 @@
+import { collectDefaultMetrics, Counter, Gauge, Registry } from 'prom-client';
+import { DECISION_SLOTS, decisionCounts, TOKEN_REJECTIONS } from './decisions.js';
+import { sourceFacts, type SourceFacts } from './status.js';
+
+/**
+ * The Prometheus registry of the plugin-server process. Nothing here runs per request:
+ * decision counts are plain numbers (decisions.ts) and every other value is read from the
+ * process-wide registries when Prometheus scrapes. Loaded only when metrics are turned on.
+ */
+export const PREFIX = 'sticky_session_';
+
+export interface Metrics {
+  readonly registry: Registry;
+  /** The exposition text, with one walk of the registries for all collectors. */
+  scrape(): Promise<string>;
+}
+
+export function createMetrics(): Metrics {
+  const registry = new Registry();
+  collectDefaultMetrics({ register: registry, prefix: PREFIX });
+
+  // One registry walk per scrape, shared by the collectors below.
+  let scrapeFacts: SourceFacts[] | undefined;
+  const facts = (): SourceFacts[] => scrapeFacts ?? sourceFacts();
+
+  new Counter({
+    name: `${PREFIX}decisions_total`,
+    help: 'Affinity decisions by outcome (new, pinned, pinned_draining, repinned, rejected, fail_open) and reason.',
+    labelNames: ['service', 'outcome', 'reason'] as const,
+    registers: [registry],
+    collect() {
+      this.reset();
+      for (const [service, cells] of decisionCounts()) {
+        DECISION_SLOTS.forEach(({ outcome, reason }, i) => this.inc({ service, outcome, reason }, cells[i] ?? 0));
+      }
+    },
+  });
+
+  new Counter({
+    name: `${PREFIX}token_rejections_total`,
+    help: 'Tokens that could not be used, by reason (malformed, bad-signature, expired, idle); each started a new session.',
+    labelNames: ['service', 'reason'] as const,
+    registers: [registry],
+    collect() {
+      this.reset();
+      for (const [service, cells] of decisionCounts()) {
+        for (const { reason, slot } of TOKEN_REJECTIONS) this.inc({ service, reason }, cells[slot] ?? 0);
+      }
+    },
+  });
+
+  new Gauge({
+    name: `${PREFIX}active_sessions`,
+    help: 'Sessions seen on each endpoint of the current view within the session TTL, by this process.',
+    labelNames: ['source', 'endpoint', 'pod'] as const,
+    registers: [registry],
+    collect() {
+      this.reset();
+      for (const f of facts()) {
+        const snapshot = f.source.current();
+        if (!snapshot) continue;
+        for (const e of snapshot.byId.values()) {
+          this.set({ source: f.key, endpoint: e.id, pod: e.name }, f.sessions.get(e.id) ?? 0);
+        }
+      }
+    },
+  });
+
+  new Gauge({
+    name: `${PREFIX}endpoints`,
+    help: 'Endpoints in the current view of each source, by condition (ready, draining: terminating but serving).',
+    labelNames: ['source', 'condition'] as const,
+    registers: [registry],
+    collect() {
+      this.reset();
+      for (const f of facts()) {
+        const snapshot = f.source.current();
+        if (!snapshot) continue;
+        this.set({ source: f.key, condition: 'ready' }, snapshot.ready.length);
+        this.set({ source: f.key, condition: 'draining' }, snapshot.draining.length);
+      }
+    },
+  });
+
+  const watched = (): SourceFacts[] => facts().filter((f) => f.source.status !== undefined);
+
+  new Counter({
+    name: `${PREFIX}watch_restarts_total`,
+    help: 'Times the EndpointSlice list/watch cycle of a Service started again (watch ended, broke or expired).',
+    labelNames: ['source'] as const,
+    registers: [registry],
+    collect() {
+      this.reset();
+      for (const f of watched()) this.inc({ source: f.key }, f.status.restarts);
+    },
+  });
+
+  new Gauge({
+    name: `${PREFIX}watch_last_sync_age_seconds`,
+    help: 'Seconds since the API server last confirmed the endpoint view of a Service (list or watch event, bookmarks included).',
+    labelNames: ['source'] as const,
+    registers: [registry],
+    collect() {
+      this.reset();
+      const now = Date.now();
+      for (const f of watched()) {
+        if (f.status.lastSyncAt !== undefined) this.set({ source: f.key }, Math.max(0, (now - f.status.lastSyncAt) / 1000));
+      }
+    },
+  });
+
+  new Gauge({
+    name: `${PREFIX}watch_synced`,
+    help: '1 once the endpoint view of a Service is known; 0 while requests fail open to Kong\'s balancer.',
+    labelNames: ['source'] as const,
+    registers: [registry],
+    collect() {
+      this.reset();
+      for (const f of watched()) this.set({ source: f.key }, f.status.synced ? 1 : 0);
+    },
+  });
+
+  return {
+    registry,
+    async scrape() {
+      scrapeFacts = sourceFacts();
+      try {
+        return await registry.metrics();
+      } finally {
+        scrapeFacts = undefined;
+      }
+    },
+  };
+}

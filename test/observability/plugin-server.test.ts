@@ -1,0 +1,182 @@
+/**
+ * The real kong-js-pluginserver with metrics turned on: its stdout (which Kong parses)
+ * carries nothing of ours, the listener starts inside it, and a request played over the
+ * real protocol shows up in /metrics and /status. Runs the compiled plugin: `npx tsc -p .` first.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { connect, type Socket } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { decode, encode } from '@msgpack/msgpack';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { http, parseMetrics, sample, SECRET } from './helpers.js';
+
+const ROOT = resolve(import.meta.dirname, '../..');
+const SERVER = join(ROOT, 'node_modules/kong-pdk/bin/kong-js-pluginserver');
+const PLUGINS = join(ROOT, 'plugins');
+
+let dump: Promise<{ code: number | null; stdout: string }>;
+
+beforeAll(() => {
+  const handler = join(ROOT, 'dist/handler.js');
+  if (!existsSync(handler) || !readFileSync(handler, 'utf8').includes('ensureObservability')) {
+    throw new Error('dist/ is not built with observability: run `npx tsc -p .` first');
+  }
+  // Runs while the server below starts and is tested: each costs a Node start-up.
+  const p = run(['--dump-all-plugins'], { STICKY_SESSION_METRICS_PORT: '0', STICKY_SESSION_LOG_LEVEL: 'debug' });
+  dump = new Promise((r) => p.child.on('close', (code) => r({ code, stdout: p.out() })));
+});
+
+function run(args: string[], extraEnv: Record<string, string>): { child: ChildProcess; out: () => string; err: () => string } {
+  const child = spawn(process.execPath, [SERVER, '--plugins-directory', PLUGINS, ...args], {
+    // As nginx starts it: only what KONG_NGINX_MAIN_ENV lets through.
+    env: { PATH: process.env.PATH, ...extraEnv },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let out = '';
+  let err = '';
+  child.stdout!.setEncoding('utf8').on('data', (c: string) => (out += c));
+  child.stderr!.setEncoding('utf8').on('data', (c: string) => (err += c));
+  return { child, out: () => out, err: () => err };
+}
+
+describe('a running plugin server with metrics on', () => {
+  let server: ReturnType<typeof run>;
+  let prefix: string;
+  let base = '';
+  let socket: Socket;
+  let msgid = 0;
+  let pending = Buffer.alloc(0);
+  let waiting: ((v: unknown) => void) | undefined;
+
+  /** One Kong RPC call over the socket, as Kong's mp_rpc makes it. */
+  function call(method: string, arg: unknown): Promise<unknown> {
+    const id = ++msgid;
+    return new Promise((resolveCall, reject) => {
+      waiting = (msg) => {
+        const [type, rid, error, result] = msg as [number, number, unknown, unknown];
+        if (type !== 1 || rid !== id) reject(new Error(`unexpected reply ${JSON.stringify(msg)}`));
+        else if (error) reject(new Error(String(error)));
+        else resolveCall(result);
+      };
+      socket.write(encode([0, id, method, [arg]]));
+    });
+  }
+
+  beforeAll(async () => {
+    prefix = mkdtempSync(join(tmpdir(), 'sticky-obs-'));
+    server = run(['--kong-prefix', prefix, '--sock-name', 'ps.sock'], { STICKY_SESSION_METRICS_PORT: '0', STICKY_SESSION_LOG_LEVEL: 'info' });
+    const sock = join(prefix, 'ps.sock');
+    for (let i = 0; i < 200 && !existsSync(sock); i++) await new Promise((r) => setTimeout(r, 25));
+    socket = await new Promise<Socket>((ok, fail) => {
+      const s = connect(sock, () => ok(s)).on('error', fail);
+    });
+    socket.on('data', (chunk) => {
+      pending = Buffer.concat([pending, chunk]);
+      try {
+        const msg = decode(pending);
+        pending = Buffer.alloc(0);
+        waiting?.(msg);
+      } catch (e) {
+        if (!(e instanceof RangeError)) throw e; // incomplete: wait for more
+      }
+    });
+
+    const config = {
+      secrets: [SECRET],
+      transport: 'cookie',
+      header_name: 'X-Sticky-Session',
+      cookie_name: 'sticky_session',
+      cookie_path: '/',
+      cookie_domain: null,
+      cookie_max_age: 0,
+      cookie_http_only: true,
+      cookie_secure: null,
+      cookie_same_site: 'Lax',
+      cookie_same_site_none_exempt_user_agents: null,
+      targets: ['192.0.2.10:8080', '192.0.2.11:8080 draining'],
+      kubernetes_namespace: null,
+      kubernetes_service: null,
+      kubernetes_port: null,
+      balancer: 'least-sessions',
+      no_ready_endpoint: 'draining',
+      strict: false,
+      absolute_timeout: 0,
+      idle_timeout: 0,
+      idle_refresh_percent: 50,
+      change_on_failure: false,
+      failure_statuses: [502, 504],
+      failure_timeout: 10,
+      log_level: null,
+      service_id: 'svc-e2e',
+      route_id: null,
+      __plugin_id: 'p1',
+      __seq__: 1,
+    };
+    const started = (await call('plugin.StartInstance', { Name: 'sticky-session', Config: JSON.stringify(config) })) as { Id: number };
+
+    // The listener logs where it listens, on stderr.
+    for (let i = 0; i < 200 && !/"port":\d+/.test(server.err()); i++) await new Promise((r) => setTimeout(r, 25));
+    const line = server.err().split('\n').find((l) => l.includes('metrics and status listening'));
+    const listening = JSON.parse(line!) as { address: string; port: number };
+    base = `http://${listening.address}:${listening.port}`;
+
+    // One request's access phase, answering each PDK call as Kong would.
+    let reply = (await call('plugin.HandleEvent', { InstanceId: started.Id, EventName: 'access' })) as { Data: unknown; EventId: number };
+    const answers: Record<string, unknown> = { 'kong.request.get_forwarded_scheme': 'http' };
+    while (reply.Data !== 'ret') {
+      const { Method } = reply.Data as { Method: string };
+      reply = (await call('plugin.Step', { EventId: reply.EventId, Data: answers[Method] ?? null })) as typeof reply;
+    }
+  }, 20_000);
+
+  afterAll(async () => {
+    socket?.destroy();
+    if (server.child.exitCode === null) {
+      server.child.kill('SIGTERM');
+      await new Promise((r) => server.child.on('close', r));
+    }
+    rmSync(prefix, { recursive: true, force: true });
+  });
+
+  it('listens on loopback and counts the request', async () => {
+    expect(base).toMatch(/^http:\/\/127\.0\.0\.1:\d+$/);
+    const m = parseMetrics((await http(`${base}/metrics`)).body);
+    expect(m.get(sample('sticky_session_decisions_total', { service: 'service:svc-e2e', outcome: 'new', reason: 'none' }))).toBe(1);
+    const active = [...m].filter(([k]) => k.startsWith('sticky_session_active_sessions{') && k.includes('endpoint="192.0.2.10:8080"'));
+    expect(active.map(([, v]) => v)).toEqual([1]);
+  });
+
+  it('shows the instance\'s source in /status', async () => {
+    const view = JSON.parse((await http(`${base}/status`)).body) as { services: Array<{ bindings: string[]; endpoints: Array<{ condition: string; activeSessions: number }> }> };
+    expect(view.services).toHaveLength(1);
+    expect(view.services[0]!.bindings).toEqual(['service:svc-e2e']);
+    expect(view.services[0]!.endpoints.map((e) => [e.condition, e.activeSessions])).toEqual([
+      ['ready', 1],
+      ['draining', 0],
+    ]);
+  });
+
+  it('writes nothing of ours to stdout; logs go to stderr', () => {
+    // kong-pdk's own logger (node-color-log) writes to stdout; no line of ours may join it.
+    const plain = server.out().replace(/\x1b\[[0-9;]*[A-Za-z]/g, '');
+    const lines = plain.split('\n').filter((l) => l.trim() !== '');
+    expect(lines.length).toBeGreaterThan(0);
+    for (const l of lines) expect(l).toMatch(/^\d{4}-\d\d-\d\dT[\d:.]+Z( |$)/);
+    expect(plain).not.toMatch(/"level":|metrics|listening/);
+    expect(server.err()).toMatch(/^\{"level":30,.*"name":"sticky-session".*"msg":"sticky-session metrics and status listening/m);
+  });
+});
+
+describe('--dump-all-plugins (Kong\'s query_cmd) with metrics on', () => {
+  it('writes exactly the plugin info JSON to stdout', async () => {
+    const { code, stdout } = await dump;
+    expect(code).toBe(0);
+    const info = JSON.parse(stdout) as Array<{ Name: string; Schema: { fields: Array<{ config: { fields: Array<Record<string, unknown>> } }> } }>;
+    expect(stdout).toBe(`${JSON.stringify(info)}\n`);
+    expect(info[0]!.Name).toBe('sticky-session');
+    const fields = info[0]!.Schema.fields[0]!.config.fields;
+    expect(fields.find((f) => 'log_level' in f)).toEqual({ log_level: { type: 'string', one_of: ['debug', 'info', 'warn', 'error'] } });
+  });
+});
