@@ -34,6 +34,13 @@ export class StickySession {
     ensureObservability();
     this.cfg = resolveConfig(config);
     this.decisionLog = decisionLogger(this.cfg.logLevel);
+    // Checked before anything shared is acquired: a refused instance holds nothing.
+    if (this.cfg.failover && !(this instanceof StickySessionWithFailover)) {
+      throw new ConfigError(
+        'change_on_failure',
+        'needs the log phase: start the plugin server with --plugins-directory <install>/plugins-failover',
+      );
+    }
     this.source = new InstanceSource(this.cfg, (sourceKey) =>
       acquireAffinityState({
         binding: this.cfg.binding,
@@ -44,12 +51,6 @@ export class StickySession {
         failureHoldMs: this.cfg.failover?.holdMs ?? null,
       }),
     );
-    if (this.cfg.failover && !(this instanceof StickySessionWithFailover)) {
-      throw new ConfigError(
-        'change_on_failure',
-        'needs the log phase: start the plugin server with --plugins-directory <install>/plugins-failover',
-      );
-    }
     const source = this.source;
     finalizer.register(this, () => source.close());
   }
