@@ -20,7 +20,6 @@ export interface ReadySource {
 export class InstanceSource {
   private ready: ReadySource | undefined;
   private readonly leases: Array<Lease<unknown>> = [];
-  private resolving: Promise<ReadySource | undefined> | undefined;
   /** After a Kong service host that names no Service, ask again only after a while. */
   private retryAt = 0;
   private closed = false;
@@ -36,8 +35,9 @@ export class InstanceSource {
 
   get(kong: KongPdk): ReadySource | undefined | Promise<ReadySource | undefined> {
     if (this.ready || this.closed || Date.now() < this.retryAt) return this.ready;
-    this.resolving ??= this.resolveFromService(kong).finally(() => (this.resolving = undefined));
-    return this.resolving;
+    // Each request asks in its own event: sharing one pending answer would tie every
+    // concurrent request to the first one's event, and hang them all if it never finished.
+    return this.resolveFromService(kong);
   }
 
   /** The source if it is open, without opening it. */

@@ -2,8 +2,9 @@ import type { SourceConfig } from '../config.js';
 import type { Lease } from '../shared.js';
 import { sources } from './registry.js';
 import { StaticSource } from './static.js';
-export { acquireKubernetesSource as openKubernetesSource, resolveServiceRef } from './kubernetes/index.js';
 import type { EndpointSource } from './types.js';
+
+export { acquireKubernetesSource as openKubernetesSource, resolveServiceRef } from './kubernetes/index.js';
 
 /** Opens (or joins) the process-wide static source for these targets. */
 export function openStaticSource(cfg: Extract<SourceConfig, { kind: 'static' }>): Lease<EndpointSource> {
