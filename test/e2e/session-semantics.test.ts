@@ -156,7 +156,7 @@ describe('change on failure', () => {
       upstream: (u) => ({ status: failing.has(`${u.target?.host}:${u.target?.port}`) ? 502 : 200 }),
     });
     try {
-      expect(failover.info.Phases.sort()).toEqual(['access', 'log']);
+      expect([...failover.info.Phases].sort()).toEqual(['access', 'log']);
       failover.addPlugin({ service: SERVICE.id, config: { secrets: [NEW_KEY], targets: TARGETS, change_on_failure: true, failure_timeout: 30 } });
       const first = await failover.request({ service: SERVICE });
       const pinned = target(first)!;
