@@ -2,6 +2,7 @@ import { request as httpRequest } from 'node:http';
 import type { KongPdk } from '../../src/kong-pdk.js';
 import type { PluginConfig } from '../../src/schema.js';
 import { StickySession } from '../../src/handler.js';
+import { kongConfig } from '../support/kong-config.js';
 
 export const SECRET = 'observability-secret-0123456789abcdef-0123';
 
@@ -55,36 +56,7 @@ const instances: StickySession[] = [];
 
 /** A plugin instance, kept alive for the whole file (shared state lives while instances do). */
 export function plugin(over: Partial<PluginConfig>): StickySession {
-  const p = new StickySession({
-    secrets: [SECRET],
-    transport: 'cookie',
-    header_name: 'X-Sticky-Session',
-    cookie_name: 'sticky_session',
-    cookie_path: '/',
-    cookie_domain: null,
-    cookie_max_age: 0,
-    cookie_http_only: true,
-    cookie_secure: null,
-    cookie_same_site: 'Lax',
-    cookie_same_site_none_exempt_user_agents: null,
-    targets: null,
-    kubernetes_namespace: null,
-    kubernetes_service: null,
-    kubernetes_port: null,
-    balancer: 'least-sessions',
-    no_ready_endpoint: 'draining',
-    strict: false,
-    absolute_timeout: 0,
-    idle_timeout: 0,
-    idle_refresh_percent: 50,
-    change_on_failure: false,
-    failure_statuses: [502, 504],
-    failure_timeout: 10,
-    log_level: null,
-    service_id: 'svc',
-    route_id: null,
-    ...over,
-  } satisfies PluginConfig);
+  const p = new StickySession(kongConfig({ secrets: [SECRET], service_id: 'svc', ...over }) satisfies PluginConfig);
   instances.push(p);
   return p;
 }

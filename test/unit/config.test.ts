@@ -2,40 +2,13 @@ import { describe, expect, it } from 'vitest';
 import { ConfigError, resolveConfig } from '../../src/config.js';
 import { parseTarget } from '../../src/endpoints/static.js';
 import type { PluginConfig } from '../../src/schema.js';
+import { kongConfig } from '../support/kong-config.js';
 
 const SECRET = 's'.repeat(32);
 
 /** The config as Kong sends it: schema defaults filled in, unset optional fields as null. */
 function kong(over: Partial<PluginConfig> = {}): PluginConfig {
-  return {
-    secrets: [SECRET],
-    transport: 'cookie',
-    header_name: 'X-Sticky-Session',
-    cookie_name: 'sticky_session',
-    cookie_path: '/',
-    cookie_domain: null,
-    cookie_max_age: 0,
-    cookie_http_only: true,
-    cookie_secure: null,
-    cookie_same_site: 'Lax',
-    cookie_same_site_none_exempt_user_agents: null,
-    targets: null,
-    kubernetes_namespace: null,
-    kubernetes_service: null,
-    kubernetes_port: null,
-    balancer: 'least-sessions',
-    no_ready_endpoint: 'draining',
-    strict: false,
-    absolute_timeout: 0,
-    idle_timeout: 0,
-    idle_refresh_percent: 50,
-    change_on_failure: false,
-    failure_statuses: [502, 504],
-    failure_timeout: 10,
-    service_id: null,
-    route_id: null,
-    ...over,
-  };
+  return kongConfig({ secrets: [SECRET], ...over });
 }
 
 /** Runs resolveConfig and returns the ConfigError it throws. */

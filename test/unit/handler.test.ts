@@ -5,6 +5,7 @@ import type { KongPdk } from '../../src/kong-pdk.js';
 import { log } from '../../src/log.js';
 import type { PluginConfig } from '../../src/schema.js';
 import { TokenCodec } from '../../src/token.js';
+import { kongConfig } from '../support/kong-config.js';
 
 const SECRET = 'handler-secret-0123456789abcdef-0123456789';
 
@@ -90,35 +91,7 @@ const instances: StickySession[] = [];
  * share their affinity state across tests as Kong workers do (building one costs ~50 ms).
  */
 function plugin(over: Partial<PluginConfig> = {}, service = SERVICE): StickySession {
-  const p = new StickySession({
-    secrets: [SECRET],
-    transport: 'cookie',
-    header_name: 'X-Sticky-Session',
-    cookie_name: 'sticky_session',
-    cookie_path: '/',
-    cookie_domain: null,
-    cookie_max_age: 0,
-    cookie_http_only: true,
-    cookie_secure: null,
-    cookie_same_site: 'Lax',
-    cookie_same_site_none_exempt_user_agents: null,
-    targets: TARGETS,
-    kubernetes_namespace: null,
-    kubernetes_service: null,
-    kubernetes_port: null,
-    balancer: 'least-sessions',
-    no_ready_endpoint: 'draining',
-    strict: false,
-    absolute_timeout: 0,
-    idle_timeout: 0,
-    idle_refresh_percent: 50,
-    change_on_failure: false,
-    failure_statuses: [502, 504],
-    failure_timeout: 10,
-    service_id: service,
-    route_id: null,
-    ...over,
-  } satisfies PluginConfig);
+  const p = new StickySession(kongConfig({ secrets: [SECRET], targets: TARGETS, service_id: service, ...over }) satisfies PluginConfig);
   instances.push(p);
   return p;
 }
