@@ -41,14 +41,17 @@ export class StickySession {
         'needs the log phase: start the plugin server with --plugins-directory <install>/plugins-failover',
       );
     }
-    this.source = new InstanceSource(this.cfg, (sourceKey) =>
+    // The closure and the finalizer's cleanup must not reach `this`: a cleanup value that
+    // references its target keeps the instance alive forever, and its leases with it.
+    const cfg = this.cfg;
+    this.source = new InstanceSource(cfg, (sourceKey) =>
       acquireAffinityState({
-        binding: this.cfg.binding,
-        secrets: this.cfg.secrets,
+        binding: cfg.binding,
+        secrets: cfg.secrets,
         sourceKey,
-        strategy: this.cfg.strategy,
-        sessionTtlMs: Math.max(this.cfg.policy.idleTimeout, 1800) * 1000,
-        failureHoldMs: this.cfg.failover?.holdMs ?? null,
+        strategy: cfg.strategy,
+        sessionTtlMs: Math.max(cfg.policy.idleTimeout, 1800) * 1000,
+        failureHoldMs: cfg.failover?.holdMs ?? null,
       }),
     );
     const source = this.source;

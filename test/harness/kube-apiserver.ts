@@ -519,6 +519,8 @@ export class KubeApiServer {
       this.compactedRevision = dropped[dropped.length - 1]?.rv ?? this.compactedRevision;
     }
     for (const watch of this.watches) {
+      // A watch ended by endWatches()/restart()/timeoutSeconds may not have left the set yet.
+      if (watch.res.writableEnded) continue;
       const event = eventFor(entry, watch.namespace, watch.selector);
       if (event) watch.res.write(JSON.stringify(event) + '\n');
     }
