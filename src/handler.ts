@@ -100,6 +100,9 @@ export class StickySession {
       case 'passthrough':
         return;
       case 'reject':
+        if (d.reason === 'no-endpoint') {
+          this.warnSometimes('no-endpoint', 'no ready endpoint: answering 503 to new sessions (no_ready_endpoint=reject)');
+        }
         await kong.response.exit(
           503,
           { message: d.reason === 'strict' ? 'The server holding this session is gone' : 'No server available' },
@@ -112,6 +115,9 @@ export class StickySession {
         return;
       case 'new':
       case 'repin':
+        if (d.fallback) {
+          this.warnSometimes('fallback', 'no ready endpoint: new sessions go to serving, terminating endpoints (no_ready_endpoint=draining)');
+        }
         await kong.service.setTarget(d.endpoint.host, d.endpoint.port);
         await this.sendToken(kong, d.token, via);
         return;
@@ -135,16 +141,21 @@ export class StickySession {
     }
   }
 
-  private lastPassthroughLog = 0;
   /** Fail open: counted and logged as a decision like any other, warned about now and then. */
   private passthrough(sourceKey: string | undefined): void {
     observeDecision(NOT_SYNCED, this.cfg.binding);
     if (this.decisionLog) logDecision(this.decisionLog, NOT_SYNCED, this.cfg.binding, sourceKey);
     if (sourceKey === undefined) return;
+    this.warnSometimes('not-synced', 'endpoints not known yet: Kong balances (fail open)', sourceKey);
+  }
+
+  private readonly lastWarned = new Map<string, number>();
+  /** A warning about a lasting condition: at most once per 10 s per instance, not per request. */
+  private warnSometimes(what: string, message: string, source?: string): void {
     const now = Date.now();
-    if (now - this.lastPassthroughLog < 10_000) return;
-    this.lastPassthroughLog = now;
-    log.warn({ source: sourceKey, service: this.cfg.binding }, 'endpoints not known yet: Kong balances (fail open)');
+    if (now - (this.lastWarned.get(what) ?? 0) < 10_000) return;
+    this.lastWarned.set(what, now);
+    log.warn({ service: this.cfg.binding, source }, message);
   }
 }
 

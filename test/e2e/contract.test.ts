@@ -134,6 +134,9 @@ describe('contract', () => {
     // A pinned session on a draining endpoint is still honoured under 'reject'.
     const pinned = await send({ headers: { cookie: cookieOf(r)! } }, 1, 0);
     expect(target(pinned)).toBe(target(r));
+    // The log says which way the plugin went.
+    expect(replicas[0]!.serverLog()).toContain('new sessions go to serving, terminating endpoints (no_ready_endpoint=draining)');
+    expect(replicas[1]!.serverLog()).toContain('answering 503 to new sessions (no_ready_endpoint=reject)');
     configure({ targets: [A, B, C], no_ready_endpoint: 'draining' });
   });
 
