@@ -5,7 +5,9 @@ import type { TokenCodec } from '../token.js';
  * Finds the endpoint a token refers to. Tokens carry a keyed ref, not the endpoint id, so
  * each snapshot gets a ref -> endpoint map per verifying key. Refs are remembered per
  * endpoint id across snapshots: a watch update that changes one endpoint of 5,000 costs
- * one HMAC per key, not 5,000.
+ * one HMAC per key, not 5,000. A snapshot derived from the indexed one (or the one it was
+ * derived from: a request still deciding on the previous view) patches the maps with
+ * what changed instead of rebuilding them.
  */
 export class RefIndex {
   private refsById = new Map<string, string[]>();
@@ -15,8 +17,39 @@ export class RefIndex {
   constructor(private readonly codec: TokenCodec) {}
 
   lookup(snapshot: EndpointSnapshot, keyIndex: number, ref: string): Endpoint | undefined {
-    if (snapshot !== this.indexed) this.rebuild(snapshot);
+    if (snapshot !== this.indexed) this.update(snapshot);
     return this.byRef[keyIndex]?.get(ref);
+  }
+
+  private update(snapshot: EndpointSnapshot): void {
+    const from = this.indexed;
+    if (from && snapshot.delta?.base === from.byId) this.patch(from, snapshot, snapshot.delta.changed);
+    else if (from?.delta && from.delta.base === snapshot.byId) this.patch(from, snapshot, from.delta.changed);
+    else this.rebuild(snapshot);
+  }
+
+  /** `to` differs from the indexed `from` only in the endpoints of `ids`. */
+  private patch(from: EndpointSnapshot, to: EndpointSnapshot, ids: readonly string[]): void {
+    const keys = this.byRef.length;
+    for (const id of ids) {
+      const before = from.byId.get(id);
+      const after = to.byId.get(id);
+      if (before === after) continue;
+      let refs = this.refsById.get(id);
+      if (before && refs) {
+        for (let k = 0; k < keys; k++) if (this.byRef[k]!.get(refs[k]!) === before) this.byRef[k]!.delete(refs[k]!);
+      }
+      if (!after) {
+        this.refsById.delete(id);
+        continue;
+      }
+      if (!refs) {
+        refs = this.refsOf(id);
+        this.refsById.set(id, refs);
+      }
+      for (let k = 0; k < keys; k++) this.byRef[k]!.set(refs[k]!, after);
+    }
+    this.indexed = to;
   }
 
   private rebuild(snapshot: EndpointSnapshot): void {
@@ -24,11 +57,7 @@ export class RefIndex {
     const refsById = new Map<string, string[]>();
     const byRef = Array.from({ length: keys }, () => new Map<string, Endpoint>());
     for (const e of snapshot.byId.values()) {
-      let refs = this.refsById.get(e.id);
-      if (!refs) {
-        refs = [];
-        for (let k = 0; k < keys; k++) refs.push(this.codec.ref(e.id, k));
-      }
+      const refs = this.refsById.get(e.id) ?? this.refsOf(e.id);
       refsById.set(e.id, refs);
       for (let k = 0; k < keys; k++) byRef[k]!.set(refs[k]!, e);
     }
@@ -36,5 +65,11 @@ export class RefIndex {
     this.refsById = refsById;
     this.byRef = byRef;
     this.indexed = snapshot;
+  }
+
+  private refsOf(id: string): string[] {
+    const refs: string[] = [];
+    for (let k = 0; k < this.codec.keyCount; k++) refs.push(this.codec.ref(id, k));
+    return refs;
   }
 }

@@ -20,7 +20,7 @@ import {
 } from './api.js';
 import { Backoff, type BackoffOptions } from './backoff.js';
 import { canonicalServiceRef, describeServiceRef, serviceRefKey, type ServiceRef } from './service-ref.js';
-import { endpointsFromSlices, sameEndpoints, slicesMissingPort } from './slices.js';
+import { sameEndpoints, SliceEndpoints } from './slices.js';
 
 export interface EndpointSliceWatcherOptions {
   /** Credentials and API server; default `KubeConfig.loadFromDefault()` (KUBECONFIG, ~/.kube/config or in-cluster). */
@@ -70,7 +70,8 @@ export class EndpointSliceWatcher implements EndpointSource {
   private readonly backoff: Backoff;
   private kubeConfig: KubeConfig | undefined;
 
-  private readonly slices = new Map<string, EndpointSliceObject>();
+  /** The slices held, mapped for the watched port; a watch event re-maps only its slice. */
+  private readonly slices: SliceEndpoints;
   private resourceVersion: string | undefined;
   private endpoints: readonly Endpoint[] = [];
   private snapshot: EndpointSnapshot | undefined;
@@ -95,6 +96,7 @@ export class EndpointSliceWatcher implements EndpointSource {
     this.key = serviceRefKey(ref);
     this.name = describeServiceRef(ref);
     this.selector = { namespace: ref.namespace, labelSelector: `kubernetes.io/service-name=${ref.service}` };
+    this.slices = new SliceEndpoints(this.ref.port);
     this.kubeConfig = options.kubeConfig;
     this.backoff = new Backoff(options.backoff);
     this.options = {
@@ -200,7 +202,7 @@ export class EndpointSliceWatcher implements EndpointSource {
     this.state.lists++;
     const started = performance.now();
     this.slices.clear();
-    for (const slice of list.items) this.slices.set(sliceName(slice), slice);
+    for (const slice of list.items) this.slices.set(slice);
     this.resourceVersion = list.resourceVersion;
     this.state.lastSyncAt = Date.now();
     this.publish();
@@ -216,7 +218,7 @@ export class EndpointSliceWatcher implements EndpointSource {
     switch (event.type) {
       case 'ADDED':
       case 'MODIFIED':
-        this.slices.set(sliceName(event.object), event.object);
+        this.slices.set(event.object);
         break;
       case 'DELETED':
         this.slices.delete(sliceName(event.object));
@@ -231,10 +233,17 @@ export class EndpointSliceWatcher implements EndpointSource {
   /** Replaces the snapshot when the endpoints changed (and at the first list). */
   private publish(): void {
     this.warnOnMissingPort();
-    const endpoints = endpointsFromSlices(this.slices.values(), this.ref.port);
-    if (this.snapshot && sameEndpoints(this.endpoints, endpoints)) return;
+    const { endpoints, changes } = this.slices.collect();
+    if (this.snapshot && sameEndpoints(this.endpoints, endpoints)) {
+      // Equal, yet maybe other objects (a pod moved between slices): then the next view is
+      // built in full, so that a view and its endpoint objects always agree.
+      if (endpoints.some((e, i) => e !== this.endpoints[i])) this.slices.rebase();
+      return;
+    }
     this.endpoints = endpoints;
-    const snapshot = makeSnapshot((this.snapshot?.version ?? 0) + 1, endpoints);
+    // Only what changed since the last view is applied to it (see SliceEndpoints).
+    const previous = this.snapshot && changes ? { snapshot: this.snapshot, changes } : undefined;
+    const snapshot = makeSnapshot((this.snapshot?.version ?? 0) + 1, endpoints, previous);
     this.snapshot = snapshot;
     log.info(
       { service: this.name, version: snapshot.version, ready: snapshot.ready.length, draining: snapshot.draining.length },
@@ -250,7 +259,7 @@ export class EndpointSliceWatcher implements EndpointSource {
   }
 
   private warnOnMissingPort(): void {
-    const missing = slicesMissingPort(this.slices.values(), this.ref.port).join(',');
+    const missing = this.slices.missingPort().join(',');
     if (missing && missing !== this.missingPort) {
       log.warn(
         { service: this.name, slices: missing },
