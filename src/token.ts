@@ -1,4 +1,5 @@
-import { hash, randomFillSync, timingSafeEqual } from 'node:crypto';
+import { createHmac, createSecretKey, randomFillSync, timingSafeEqual, type KeyObject } from 'node:crypto';
+import { LRUCache } from 'lru-cache';
 
 /**
  * The affinity token: an opaque, signed reference to one endpoint of one service.
@@ -55,30 +56,21 @@ export interface TokenCodecOptions {
 }
 
 export class TokenCodec {
-  private readonly keys: HmacSha256[];
-  /** Per key: ipad | "tok" | binding | token body, the token MAC's input, body rewritten per call. */
-  private readonly tokInputs: Buffer[];
+  private readonly keys: KeyObject[];
+  /** "tok" | binding | token body: the token MAC's input, body rewritten per call. */
+  private readonly tokInput: Buffer;
   private readonly tokBodyAt: number;
   private readonly refPrefix: Buffer;
-  /** Verified tokens -> the (immutable) result verify() answers for them. */
-  private readonly verified: VerifiedTokens;
-  /** Refs under the signing key by endpoint id: issue() needs one per token. */
-  private readonly signingRefs = new Map<string, string>();
-  /** Scratch for decoding a token being verified (synchronous use only). */
-  private readonly raw = Buffer.alloc(TOKEN_LEN);
-  private readonly rawMac = this.raw.subarray(BODY_LEN);
-  private readonly expectedMac = Buffer.alloc(MAC_LEN);
-  /** Scratch for a token being issued. */
-  private readonly out = Buffer.alloc(TOKEN_LEN);
+  private readonly verified: LRUCache<string, TokenClaims>;
 
   constructor(opts: TokenCodecOptions) {
     if (opts.secrets.length === 0) throw new Error('at least one secret is required');
-    this.keys = opts.secrets.map((s) => new HmacSha256(Buffer.from(s, 'utf8')));
+    this.keys = opts.secrets.map((s) => createSecretKey(Buffer.from(s, 'utf8')));
     const tokPrefix = Buffer.from(`tok\0${opts.binding}\0`, 'utf8');
-    this.tokBodyAt = HMAC_BLOCK + tokPrefix.length;
-    this.tokInputs = this.keys.map((k) => Buffer.concat([k.ipad, tokPrefix, Buffer.alloc(BODY_LEN)]));
+    this.tokBodyAt = tokPrefix.length;
+    this.tokInput = Buffer.concat([tokPrefix, Buffer.alloc(BODY_LEN)]);
     this.refPrefix = Buffer.from(`ref\0${opts.binding}\0`, 'utf8');
-    this.verified = new VerifiedTokens(opts.cacheSize ?? 50_000);
+    this.verified = new LRUCache({ max: opts.cacheSize ?? 50_000 });
   }
 
   get keyCount(): number {
@@ -87,8 +79,9 @@ export class TokenCodec {
 
   /** The endpoint ref of `endpointId` under key `keyIndex` (binary string). */
   ref(endpointId: string, keyIndex = 0): string {
-    const key = this.key(keyIndex);
-    return key.macOfPadded(Buffer.concat([key.ipad, this.refPrefix, Buffer.from(endpointId, 'utf8')])).slice(0, 8);
+    return this.mac(keyIndex, this.refPrefix, Buffer.from(endpointId, 'utf8'))
+      .subarray(0, 8)
+      .toString('latin1');
   }
 
   /**
@@ -96,217 +89,71 @@ export class TokenCodec {
    * re-issued one keeps its sid and issue time. The token is remembered as verified.
    */
   issue(endpointId: string, now: number, session?: { sid: string; issuedAt: number }): Issued {
-    const out = this.out;
-    out[0] = VERSION;
-    out.writeUInt32BE(clampSeconds(session?.issuedAt ?? now), 1);
-    out.writeUInt32BE(clampSeconds(now), 5);
-    if (session) out.write(session.sid, 9, 4, 'hex');
-    else randomSid(out, 9);
-    const ref = this.signingRef(endpointId);
-    out.write(ref, 13, 8, 'latin1');
-    out.write(this.tokenMac(0, out), BODY_LEN, MAC_LEN, 'latin1');
-    const token = out.toString('base64url');
+    const body = Buffer.allocUnsafe(BODY_LEN);
+    body[0] = VERSION;
+    body.writeUInt32BE(clampSeconds(session?.issuedAt ?? now), 1);
+    body.writeUInt32BE(clampSeconds(now), 5);
+    if (session) body.write(session.sid, 9, 4, 'hex');
+    else randomSid(body, 9);
+    const ref = this.ref(endpointId, 0);
+    body.write(ref, 13, 8, 'latin1');
+    const mac = this.tokenMac(0, body);
+    const token = Buffer.concat([body, mac], TOKEN_LEN).toString('base64url');
     const claims: TokenClaims = {
       keyIndex: 0,
-      issuedAt: out.readUInt32BE(1),
-      touchedAt: out.readUInt32BE(5),
-      sid: out.toString('hex', 9, 13),
+      issuedAt: body.readUInt32BE(1),
+      touchedAt: body.readUInt32BE(5),
+      sid: body.toString('hex', 9, 13),
       ref,
     };
-    this.verified.set(token, { ok: true, claims });
+    this.verified.set(token, claims);
     return { token, claims };
   }
 
   /** Verifies a token. Never throws: a bad token is data. */
   verify(token: string): VerifyResult {
     const cached = this.verified.get(token);
-    if (cached) return cached;
+    if (cached) return { ok: true, claims: cached };
+    if (token.length !== TOKEN_CHARS) return MALFORMED;
+    const raw = Buffer.from(token, 'base64url');
     // Only the canonical encoding: this also refuses characters outside base64url (the
-    // decoder would skip them) and variants of the last character, which carries unused bits.
-    if (token.length !== TOKEN_CHARS || !isCanonicalToken(token)) return MALFORMED;
-    const raw = this.raw;
-    if (raw.write(token, 0, TOKEN_LEN, 'base64url') !== TOKEN_LEN || raw[0] !== VERSION) return MALFORMED;
+    // decoder skips them) and variants of the last character, which carries unused bits.
+    if (raw.length !== TOKEN_LEN || raw[0] !== VERSION) return MALFORMED;
+    if (raw.toString('base64url') !== token) return MALFORMED;
+    const body = raw.subarray(0, BODY_LEN);
+    const mac = raw.subarray(BODY_LEN);
     for (let k = 0; k < this.keys.length; k++) {
-      this.expectedMac.write(this.tokenMac(k, raw), 0, MAC_LEN, 'latin1');
-      if (timingSafeEqual(this.expectedMac, this.rawMac)) {
+      const expected = this.tokenMac(k, body);
+      if (timingSafeEqual(expected, mac)) {
         const claims: TokenClaims = {
           keyIndex: k,
-          issuedAt: raw.readUInt32BE(1),
-          touchedAt: raw.readUInt32BE(5),
-          sid: raw.toString('hex', 9, 13),
-          ref: raw.toString('latin1', 13, 21),
+          issuedAt: body.readUInt32BE(1),
+          touchedAt: body.readUInt32BE(5),
+          sid: body.toString('hex', 9, 13),
+          ref: body.toString('latin1', 13, 21),
         };
-        const result = { ok: true, claims } as const;
-        this.verified.set(token, result);
-        return result;
+        this.verified.set(token, claims);
+        return { ok: true, claims };
       }
     }
     return BAD_SIGNATURE;
   }
 
-  /** HMAC of "tok" | binding | body[0..21] under key `keyIndex`, as a binary string (32 chars). */
-  private tokenMac(keyIndex: number, body: Buffer): string {
-    const input = this.tokInputs[keyIndex];
-    if (!input) throw new RangeError(`no key ${keyIndex}`);
+  private tokenMac(keyIndex: number, body: Buffer): Buffer {
     // Synchronous use of one scratch buffer: no allocation for the MAC input.
-    body.copy(input, this.tokBodyAt, 0, BODY_LEN);
-    return this.key(keyIndex).macOfPadded(input);
+    body.copy(this.tokInput, this.tokBodyAt, 0, BODY_LEN);
+    return createHmac('sha256', this.key(keyIndex)).update(this.tokInput).digest().subarray(0, MAC_LEN);
   }
 
-  private signingRef(endpointId: string): string {
-    let ref = this.signingRefs.get(endpointId);
-    if (ref === undefined) {
-      // Bounded: endpoints come and go; starting over now and then costs one HMAC per endpoint.
-      if (this.signingRefs.size >= SIGNING_REF_CACHE) this.signingRefs.clear();
-      ref = this.ref(endpointId, 0);
-      this.signingRefs.set(endpointId, ref);
-    }
-    return ref;
-  }
-
-  private key(keyIndex: number): HmacSha256 {
+  private key(keyIndex: number): KeyObject {
     const key = this.keys[keyIndex];
     if (!key) throw new RangeError(`no key ${keyIndex}`);
     return key;
   }
-}
 
-type Verified = VerifyResult & { readonly ok: true };
-
-/** No slot. */
-const NIL = -1;
-
-/**
- * The verification cache: a least-recently-used list of `max` tokens, token -> slot in a
- * Map, values and list links in arrays indexed by slot (grown up to `max`, slots reused).
- * What lru-cache did here before, without its per-call options, status and disposal
- * machinery, which cost about as much as the map itself on a first-seen token.
- */
-class VerifiedTokens {
-  private readonly slots = new Map<string, number>();
-  private readonly tokens: Array<string | undefined> = [];
-  private readonly results: Array<Verified | undefined> = [];
-  /** Towards the least recently used. */
-  private readonly older: number[] = [];
-  /** Towards the most recently used. */
-  private readonly newer: number[] = [];
-  private oldest = NIL;
-  private newest = NIL;
-
-  constructor(private readonly max: number) {
-    if (!(Number.isInteger(max) && max >= 1)) throw new TypeError(`cacheSize must be a positive integer, got ${max}`);
+  private mac(keyIndex: number, prefix: Buffer, data: Buffer): Buffer {
+    return createHmac('sha256', this.key(keyIndex)).update(Buffer.concat([prefix, data])).digest();
   }
-
-  get(token: string): Verified | undefined {
-    const slot = this.slots.get(token);
-    if (slot === undefined) return undefined;
-    if (slot !== this.newest) {
-      this.unlink(slot);
-      this.link(slot);
-    }
-    return this.results[slot];
-  }
-
-  set(token: string, result: Verified): void {
-    let slot = this.slots.get(token);
-    if (slot !== undefined) {
-      this.results[slot] = result;
-      if (slot !== this.newest) {
-        this.unlink(slot);
-        this.link(slot);
-      }
-      return;
-    }
-    if (this.slots.size >= this.max) {
-      // Evict the least recently used and take its slot.
-      slot = this.oldest;
-      this.unlink(slot);
-      this.slots.delete(this.tokens[slot]!);
-      this.tokens[slot] = token;
-      this.results[slot] = result;
-    } else {
-      slot = this.tokens.length;
-      this.tokens.push(token);
-      this.results.push(result);
-      this.older.push(NIL);
-      this.newer.push(NIL);
-    }
-    this.slots.set(token, slot);
-    this.link(slot);
-  }
-
-  private link(slot: number): void {
-    this.older[slot] = this.newest;
-    this.newer[slot] = NIL;
-    if (this.newest !== NIL) this.newer[this.newest] = slot;
-    else this.oldest = slot;
-    this.newest = slot;
-  }
-
-  private unlink(slot: number): void {
-    const older = this.older[slot]!;
-    const newer = this.newer[slot]!;
-    if (older !== NIL) this.newer[older] = newer;
-    else this.oldest = newer;
-    if (newer !== NIL) this.older[newer] = older;
-    else this.newest = older;
-  }
-}
-
-const HMAC_BLOCK = 64;
-const SIGNING_REF_CACHE = 16_384;
-
-/**
- * HMAC-SHA256 (RFC 2104) on node:crypto's one-shot SHA-256: H((K ^ opad) | H((K ^ ipad) | m)).
- * The same MAC as createHmac('sha256', K), at a third of its cost: createHmac builds a
- * stream object and a native context per call, which costs more than the two hashes
- * of a 70-byte token input.
- */
-class HmacSha256 {
-  /** K ^ 0x36: callers keep message buffers that start with it, so no copy is needed. */
-  readonly ipad: Buffer;
-  /** K ^ 0x5c | inner digest: rewritten per call. */
-  private readonly outer: Buffer;
-
-  constructor(key: Buffer) {
-    const k0 = Buffer.alloc(HMAC_BLOCK);
-    (key.length > HMAC_BLOCK ? hash('sha256', key, 'buffer') : key).copy(k0);
-    this.ipad = Buffer.alloc(HMAC_BLOCK);
-    this.outer = Buffer.alloc(HMAC_BLOCK + 32);
-    for (let i = 0; i < HMAC_BLOCK; i++) {
-      this.ipad[i] = k0[i]! ^ 0x36;
-      this.outer[i] = k0[i]! ^ 0x5c;
-    }
-  }
-
-  /** The MAC (binary string, 32 chars) of the message in `padded` after its first 64 bytes, which must be `ipad`. */
-  macOfPadded(padded: Buffer): string {
-    this.outer.write(hash('sha256', padded, 'binary'), HMAC_BLOCK, 32, 'latin1');
-    return hash('sha256', this.outer, 'binary');
-  }
-}
-
-/** base64url value of each ASCII character; -1: not in the alphabet. */
-const B64URL_VALUE = new Int8Array(128).fill(-1);
-for (const [i, c] of [...'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_'].entries()) {
-  B64URL_VALUE[c.charCodeAt(0)] = i;
-}
-/** Bits of the last character that carry no data: zero in the canonical encoding. */
-const UNUSED_BITS_MASK = (1 << (TOKEN_CHARS * 6 - TOKEN_LEN * 8)) - 1;
-
-/**
- * True when `token` (TOKEN_CHARS long) is the canonical base64url encoding of TOKEN_LEN
- * bytes: only alphabet characters, no padding, unused bits of the last character zero.
- * The same answer as decoding and re-encoding, without either.
- */
-function isCanonicalToken(token: string): boolean {
-  let value = 0;
-  for (let i = 0; i < TOKEN_CHARS; i++) {
-    const c = token.charCodeAt(i);
-    value = c < 128 ? B64URL_VALUE[c]! : -1;
-    if (value < 0) return false;
-  }
-  return (value & UNUSED_BITS_MASK) === 0;
 }
 
 const MALFORMED: VerifyResult = { ok: false, reason: 'malformed' };
