@@ -171,6 +171,11 @@ function randomSid(into: Buffer, at: number): void {
   sidOffset += 4;
 }
 
+/**
+ * Whole seconds, rounded up: a stamp never predates what it records, so an age read from a
+ * token is at most the real age and a session is never cut before its timeout (at most 1 s
+ * after it).
+ */
 function clampSeconds(t: number): number {
-  return Math.min(0xffffffff, Math.max(0, Math.floor(t)));
+  return Math.min(0xffffffff, Math.max(0, Math.ceil(t)));
 }

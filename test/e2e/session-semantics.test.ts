@@ -59,22 +59,29 @@ describe('header affinity (Gateway API SessionPersistence type: Header)', () => 
 
 describe('timeouts', () => {
   it('idle: refreshes the token only after the refresh fraction, and a session idle too long starts over', async () => {
-    configure({ idle_timeout: 2, idle_refresh_percent: 50 });
+    // Tokens carry whole seconds, rounded up, so an age read from one is up to 1 s short of
+    // the real age: each wait below clears its bound by that second.
+    configure({ idle_timeout: 4, idle_refresh_percent: 50 });
     const first = await send();
     const cookie = cookieOf(first)!;
-    // Within the first second: no Set-Cookie on pinned requests.
+    // Right away: no Set-Cookie on pinned requests.
     const quick = await send({ headers: { cookie } });
+    expect(target(quick)).toBe(target(first));
     expect(cookieOf(quick)).toBeUndefined();
-    await sleep(1100);
+    // Past the 2 s refresh point, within the 4 s idle timeout: same pod, a renewed token.
+    await sleep(3100);
     const refreshed = await send({ headers: { cookie } });
     expect(target(refreshed)).toBe(target(first));
     const renewed = cookieOf(refreshed);
     expect(renewed).toBeDefined();
     expect(renewed).not.toBe(cookie);
-    // The old token, now idle for more than 2 s, is a new session; the renewed one is not.
+    // The old token, now idle for more than 5 s, is a new session; the renewed one is not.
     await sleep(2100);
     const stale = await send({ headers: { cookie } });
     expect(cookieOf(stale)).toBeDefined();
+    expect(cookieOf(stale)).not.toBe(renewed);
+    const kept = await send({ headers: { cookie: renewed! } });
+    expect(target(kept)).toBe(target(first));
     configure({ idle_timeout: 0 });
   });
 });

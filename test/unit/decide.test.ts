@@ -296,6 +296,15 @@ describe('decide: timeouts', () => {
     expectTokenNames(d);
   });
 
+  it('whole-second tokens never cut a session before its timeout, at most 1 s after', () => {
+    const p = policy({ absoluteTimeout: 60, idleTimeout: 30, refreshAfter: 15 });
+    for (const frac of [0, 0.001, 0.5, 0.999]) {
+      const { token } = tokenFor(a, T + frac);
+      expect(decide(token, s, makeState(), p, T + frac + 30).kind).toBe('pin');
+      expect(decide(token, s, makeState(), p, T + frac + 31.001).kind).toBe('new');
+    }
+  });
+
   it('idle refresh: older than refreshAfter -> pin with a re-issued token (same sid and issuedAt, new touchedAt)', () => {
     const p = policy({ idleTimeout: 600, refreshAfter: 300 });
     const state = makeState();

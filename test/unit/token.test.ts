@@ -48,8 +48,9 @@ describe('TokenCodec: issue and verify', () => {
     const issuer = mk({ secrets: [NEW], binding: 'service:shop' });
     const { token, claims } = issuer.issue('pod-uid-42', 1_700_000_123.9);
     expect(claims.keyIndex).toBe(0);
-    expect(claims.issuedAt).toBe(1_700_000_123);
-    expect(claims.touchedAt).toBe(1_700_000_123);
+    // Whole seconds, rounded up: an age read from the token never exceeds the real one.
+    expect(claims.issuedAt).toBe(1_700_000_124);
+    expect(claims.touchedAt).toBe(1_700_000_124);
     expect(claims.sid).toMatch(/^[0-9a-f]{8}$/);
     expect(claims.ref).toBe(issuer.ref('pod-uid-42'));
     const verifier = mk({ secrets: [NEW], binding: 'service:shop' });
