@@ -43,8 +43,8 @@ ENV KONG_PLUGINS=bundled,sticky-session \
     KONG_NGINX_MAIN_ENV="KUBERNETES_SERVICE_HOST; env KUBERNETES_SERVICE_PORT; env KUBECONFIG; env STICKY_SESSION_LOG_LEVEL; env STICKY_SESSION_METRICS_PORT; env STICKY_SESSION_METRICS_ADDRESS" \
     KONG_PLUGINSERVER_NAMES=sticky-session \
     KONG_PLUGINSERVER_STICKY_SESSION_SOCKET=/tmp/sticky-session.sock \
-    KONG_PLUGINSERVER_STICKY_SESSION_START_CMD="/usr/local/bin/node /opt/sticky-session/node_modules/kong-pdk/bin/kong-js-pluginserver --plugins-directory /opt/sticky-session/plugins --kong-prefix /tmp --sock-name sticky-session.sock" \
-    KONG_PLUGINSERVER_STICKY_SESSION_QUERY_CMD="/usr/local/bin/node /opt/sticky-session/node_modules/kong-pdk/bin/kong-js-pluginserver --plugins-directory /opt/sticky-session/plugins --dump-all-plugins" \
+    KONG_PLUGINSERVER_STICKY_SESSION_START_CMD="/usr/local/bin/node --require /opt/sticky-session/dist/skip-ts-node.cjs /opt/sticky-session/node_modules/kong-pdk/bin/kong-js-pluginserver --plugins-directory /opt/sticky-session/plugins --kong-prefix /tmp --sock-name sticky-session.sock" \
+    KONG_PLUGINSERVER_STICKY_SESSION_QUERY_CMD="/usr/local/bin/node --require /opt/sticky-session/dist/skip-ts-node.cjs /opt/sticky-session/node_modules/kong-pdk/bin/kong-js-pluginserver --plugins-directory /opt/sticky-session/plugins --dump-all-plugins" \
     NODE_ENV=production \
     KONG_LOG_LEVEL=info
 

@@ -1,8 +1,15 @@
 import type { SourceConfig } from '../config.js';
 import type { Lease } from '../shared.js';
+import { clientNode } from './kubernetes/client-node.js';
+import { inKubernetes } from './kubernetes/kubeconfig.js';
 import { sources } from './registry.js';
 import { StaticSource } from './static.js';
 import type { EndpointSource } from './types.js';
+
+// Near a cluster, Kubernetes sources are to be expected: load their client while the plugin
+// server starts, rather than stall the first request that opens a watch (loading it blocks
+// the event loop for a few hundred ms). Elsewhere it loads when, if ever, one opens.
+if (inKubernetes()) clientNode();
 
 export { acquireKubernetesSource as openKubernetesSource, resolveServiceRef } from './kubernetes/index.js';
 

@@ -69,18 +69,21 @@ export interface LoadCost {
 
 /**
  * RSS of fresh plain Node processes (after a full GC) that load, step by step, what the
- * plugin server loads before its first request: kong-pdk's lib/mod.js registers ts-node
- * (the TypeScript compiler), the plugin (dist/: pino, @kubernetes/client-node through the
- * endpoint sources), and prom-client when metrics are on.
+ * plugin server loads: kong-pdk (whose lib/mod.js would register ts-node, the TypeScript
+ * compiler, but for the image's `--require dist/skip-ts-node.cjs`), the plugin (dist/),
+ * @kubernetes/client-node once a Kubernetes source opens, prom-client when metrics are on.
  */
 export function loadCosts(): LoadCost[] {
   const repo = fileURLToPath(new URL('../../', import.meta.url));
+  const pdk = "require(repo + 'dist/skip-ts-node.cjs'); require('kong-pdk/lib/mod.js');";
+  const plugin = `${pdk} await import(pathToFileURL(repo + 'dist/handler.js').href);`;
   const steps: Array<[string, string]> = [
     ['node alone', ''],
-    ['+ ts-node registered (kong-pdk lib/mod.js does it)', "require('ts-node').register();"],
-    ['+ @kubernetes/client-node (imported by the endpoint sources)', "require('ts-node').register(); await import('@kubernetes/client-node');"],
-    ['+ the rest of the plugin (dist/handler.js and its imports)', "require('ts-node').register(); await import('@kubernetes/client-node'); await import(pathToFileURL(repo + 'dist/handler.js').href);"],
-    ['+ prom-client (metrics on)', "require('ts-node').register(); await import(pathToFileURL(repo + 'dist/handler.js').href); await import('prom-client');"],
+    ['+ kong-pdk, ts-node skipped (as the image starts it)', pdk],
+    ['+ the plugin (dist/handler.js and its imports): static targets', plugin],
+    ['+ @kubernetes/client-node (loaded when a Kubernetes source opens)', `${plugin} await import('@kubernetes/client-node');`],
+    ['+ prom-client (metrics on)', `${plugin} await import('@kubernetes/client-node'); await import('prom-client');`],
+    ['(kong-pdk with ts-node registered: without skip-ts-node.cjs)', "require('kong-pdk/lib/mod.js');"],
   ];
   return steps.map(([what, load]) => {
     const script = [
@@ -285,7 +288,7 @@ export async function benchServerMemory(
 
 export function printLoadCosts(costs: readonly LoadCost[]): void {
   printTable(
-    'Part 4: idle footprint, what the plugin server loads before its first request (fresh node processes, after GC)',
+    'Part 4: idle footprint, what the plugin server loads (fresh node processes, after GC)',
     ['loaded', 'RSS', 'heap used'],
     costs.map((c) => [c.what, fmt.mb(c.rss), fmt.mb(c.heapUsed)]),
   );

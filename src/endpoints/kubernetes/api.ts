@@ -6,13 +6,8 @@
  * deadline for its headers and a limit on silence, and its connection is closed when it
  * ends (client-node builds a new undici Agent for every request and never closes it).
  */
-import {
-  HttpMethod,
-  IsomorphicFetchHttpLibrary,
-  RequestContext,
-  type KubeConfig,
-  type ResponseContext,
-} from '@kubernetes/client-node';
+import type { IsomorphicFetchHttpLibrary, KubeConfig, RequestContext, ResponseContext } from '@kubernetes/client-node';
+import { clientNode } from './client-node.js';
 import type { EndpointSliceLike } from './slices.js';
 
 /** An EndpointSlice as the API server sends it: with the metadata the watcher keys on. */
@@ -54,7 +49,7 @@ export function isExpired(err: unknown): boolean {
   return err instanceof KubeApiError && err.code === 410;
 }
 
-const http = new IsomorphicFetchHttpLibrary();
+let http: IsomorphicFetchHttpLibrary | undefined;
 const SLICES_PATH = '/apis/discovery.k8s.io/v1/namespaces/{ns}/endpointslices';
 
 export interface ListOptions {
@@ -153,6 +148,8 @@ async function request<T>(
   headersTimeoutMs: number,
   read: (response: ResponseContext, deadline: Deadline) => Promise<T>,
 ): Promise<T> {
+  const client = clientNode();
+  http ??= new client.IsomorphicFetchHttpLibrary();
   signal.throwIfAborted();
   const controller = new AbortController();
   const abort = () => controller.abort(signal.reason);
@@ -171,7 +168,7 @@ async function request<T>(
     if (!cluster) throw new Error('kubeconfig has no current cluster');
     const url = new URL(cluster.server.replace(/\/+$/, '') + path);
     for (const [k, v] of Object.entries(query)) url.searchParams.set(k, v);
-    context = new RequestContext(url.toString(), HttpMethod.GET);
+    context = new client.RequestContext(url.toString(), client.HttpMethod.GET);
     context.setHeaderParam('Accept', 'application/json');
     await kubeConfig.applySecurityAuthentication(context);
     controller.signal.throwIfAborted();

@@ -6,7 +6,7 @@
  * list again only when the server says 410 Gone. Failures wait a capped, jittered backoff;
  * all the while the last view keeps being served. `close()` aborts whatever is in flight.
  */
-import { KubeConfig } from '@kubernetes/client-node';
+import type { KubeConfig } from '@kubernetes/client-node';
 import { log } from '../../log.js';
 import { loadKubeConfig } from './kubeconfig.js';
 import { makeSnapshot, type Endpoint, type EndpointSnapshot, type EndpointSource } from '../types.js';
