@@ -39,7 +39,7 @@ const PARTS: readonly Part[] = [
   {
     name: 'memory',
     file: 'memory.ts',
-    args: ['--in-process-sessions', '1000000', '--sessions', '200000', '--minutes', '1', '--every', '10'],
+    args: ['--in-process-sessions', '1000000', '--sessions', '1000000', '--minutes', '1', '--every', '10'],
     quickArgs: ['--in-process-sessions', '200000', '--sessions', '20000', '--minutes', '0.25', '--every', '5'],
   },
   { name: 'propagation', file: 'propagation.ts', args: ['--runs', '3', '--rounds', '100'], quickArgs: ['--runs', '1', '--rounds', '20'] },
