@@ -40,12 +40,12 @@ COPY plugins-failover ./plugins-failover
 # with `env`: KONG_NGINX_MAIN_ENV declares the ones the plugin reads. Setting your own
 # KONG_NGINX_MAIN_ENV replaces this list: keep these in it.
 # Memory: skip-ts-node.cjs keeps kong-pdk from loading the TypeScript compiler (~50 MB); a
-# 1 MB young generation and a 20% heap growing factor keep V8's heap near its live size.
+# 8 MB semi-spaces and a 20% heap growing factor keep V8's heap near its live size.
 ENV KONG_PLUGINS=bundled,sticky-session \
     KONG_NGINX_MAIN_ENV="KUBERNETES_SERVICE_HOST; env KUBERNETES_SERVICE_PORT; env KUBECONFIG; env STICKY_SESSION_LOG_LEVEL; env STICKY_SESSION_METRICS_PORT; env STICKY_SESSION_METRICS_ADDRESS" \
     KONG_PLUGINSERVER_NAMES=sticky-session \
     KONG_PLUGINSERVER_STICKY_SESSION_SOCKET=/tmp/sticky-session.sock \
-    KONG_PLUGINSERVER_STICKY_SESSION_START_CMD="/usr/local/bin/node --max-semi-space-size=1 --heap-growing-percent=20 --require /opt/sticky-session/dist/skip-ts-node.cjs /opt/sticky-session/node_modules/kong-pdk/bin/kong-js-pluginserver --plugins-directory /opt/sticky-session/plugins --kong-prefix /tmp --sock-name sticky-session.sock" \
+    KONG_PLUGINSERVER_STICKY_SESSION_START_CMD="/usr/local/bin/node --max-semi-space-size=8 --heap-growing-percent=20 --require /opt/sticky-session/dist/skip-ts-node.cjs /opt/sticky-session/node_modules/kong-pdk/bin/kong-js-pluginserver --plugins-directory /opt/sticky-session/plugins --kong-prefix /tmp --sock-name sticky-session.sock" \
     KONG_PLUGINSERVER_STICKY_SESSION_QUERY_CMD="/usr/local/bin/node --require /opt/sticky-session/dist/skip-ts-node.cjs /opt/sticky-session/node_modules/kong-pdk/bin/kong-js-pluginserver --plugins-directory /opt/sticky-session/plugins --dump-all-plugins" \
     NODE_ENV=production \
     KONG_LOG_LEVEL=info
