@@ -2,7 +2,7 @@
  * Preloaded into the plugin server (`node --require .../dist/skip-ts-node.cjs
  * .../kong-js-pluginserver ...`): kong-pdk calls `require('ts-node').register()` when it
  * loads, so that it could require TypeScript plugins. Ours is compiled JavaScript, and
- * registering ts-node loads the TypeScript compiler: about 60 MB of RSS for nothing.
+ * registering ts-node loads the TypeScript compiler: about 50 MB of RSS for nothing.
  * This puts a `register()` that does nothing in ts-node's place in the require cache.
  * Without this file the server runs the same, only bigger.
  */

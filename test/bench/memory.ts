@@ -5,8 +5,9 @@
  *         plugin server builds; heap and RSS after a full GC, sampled along the way.
  *   (ii)  The REAL plugin server (served as the image serves it, metrics listener on, so
  *         its heap can be read too) driven through the Kong emulator with 8 workers:
- *         `--sessions` distinct new sessions (default 1,000,000, as issue 5 asks; the verification cache and
- *         the session table are full after 50,000 each), RSS from /proc/<pid>/status.
+ *         `--sessions` distinct new sessions (default 1,000,000, as issue 5 asks; the
+ *         verification cache and the session table are full after 50,000 each), RSS from
+ *         /proc/<pid>/status.
  *   (iii) Then a steady run on that same process, `--minutes` long (default 1): half
  *         returning clients, half new sessions; RSS and heap sampled every `--every`
  *         seconds (default 10), and the slope over the run (least squares).

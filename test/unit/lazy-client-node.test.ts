@@ -1,5 +1,5 @@
 /**
- * @kubernetes/client-node costs about 70 MB of plugin-server RSS. Away from a cluster it is
+ * @kubernetes/client-node costs about 65 MB of plugin-server RSS. Away from a cluster it is
  * loaded only once a Kubernetes source opens, never for static targets; near one (a
  * kubeconfig, or in a pod) it is loaded with the plugin, so that no request waits for it.
  * Checked in Node processes of their own (module resolution hooks see every import), on

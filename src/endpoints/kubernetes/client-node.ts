@@ -2,7 +2,7 @@ import { createRequire } from 'node:module';
 
 /**
  * `@kubernetes/client-node`, loaded on first use. Importing it builds every generated API
- * model: about 70 MB of plugin-server RSS, which a server with only static targets never
+ * model: about 65 MB of plugin-server RSS, which a server with only static targets never
  * needs. Types are imported statically (`import type`); values come from here.
  */
 export type ClientNode = typeof import('@kubernetes/client-node');
