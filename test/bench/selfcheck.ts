@@ -15,18 +15,8 @@ import { endpointsFromSlices, sameEndpoints, SliceEndpoints, type EndpointSliceL
 import { makeSnapshot, type Endpoint, type EndpointSnapshot } from '../../src/endpoints/types.js';
 import { TokenCodec } from '../../src/token.js';
 import { isMain, numberOption } from './report.js';
+import { seededRandomInt } from '../support/seeded-random.js';
 
-/** Small deterministic PRNG (mulberry32). */
-function prng(seed: number): (n: number) => number {
-  let a = seed >>> 0;
-  return (n) => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return Math.floor((((t ^ (t >>> 14)) >>> 0) / 4294967296) * n);
-  };
-}
 
 const CONDITIONS = [
   { ready: true, serving: true, terminating: false },
@@ -92,7 +82,7 @@ export function checkIncrementalEndpoints(rounds = 200, seed = 1): number {
   let checks = 0;
   derivedSnapshots = 0;
   for (let round = 0; round < rounds; round++) {
-    const rnd = prng(seed + round);
+    const rnd = seededRandomInt(seed + round);
     const allowOdd = round % 3 === 0;
     // Many pods: mostly one slice per pod (the fast path); few: pods listed twice (the full merge).
     const pods = round % 2 ? 4 + rnd(40) : 2000;

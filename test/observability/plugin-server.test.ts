@@ -11,6 +11,7 @@ import { join, resolve } from 'node:path';
 import { decode, encode } from '@msgpack/msgpack';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { http, parseMetrics, sample, SECRET } from './helpers.js';
+import { kongConfig } from '../support/kong-config.js';
 
 const ROOT = resolve(import.meta.dirname, '../..');
 const SERVER = join(ROOT, 'node_modules/kong-pdk/bin/kong-js-pluginserver');
@@ -84,33 +85,7 @@ describe('a running plugin server with metrics on', () => {
     });
 
     const config = {
-      secrets: [SECRET],
-      transport: 'cookie',
-      header_name: 'X-Sticky-Session',
-      cookie_name: 'sticky_session',
-      cookie_path: '/',
-      cookie_domain: null,
-      cookie_max_age: 0,
-      cookie_http_only: true,
-      cookie_secure: null,
-      cookie_same_site: 'Lax',
-      cookie_same_site_none_exempt_user_agents: null,
-      targets: ['192.0.2.10:8080', '192.0.2.11:8080 draining'],
-      kubernetes_namespace: null,
-      kubernetes_service: null,
-      kubernetes_port: null,
-      balancer: 'least-sessions',
-      no_ready_endpoint: 'draining',
-      strict: false,
-      absolute_timeout: 0,
-      idle_timeout: 0,
-      idle_refresh_percent: 50,
-      change_on_failure: false,
-      failure_statuses: [502, 504],
-      failure_timeout: 10,
-      log_level: null,
-      service_id: 'svc-e2e',
-      route_id: null,
+      ...kongConfig({ secrets: [SECRET], targets: ['192.0.2.10:8080', '192.0.2.11:8080 draining'], service_id: 'svc-e2e' }),
       __plugin_id: 'p1',
       __seq__: 1,
     };

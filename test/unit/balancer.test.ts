@@ -5,18 +5,8 @@ import { RoundRobin } from '../../src/balancer/round-robin.js';
 import type { RandomInt } from '../../src/balancer/strategy.js';
 import { TwoChoices } from '../../src/balancer/two-choices.js';
 import type { Endpoint } from '../../src/endpoints/types.js';
+import { seededRandomInt } from '../support/seeded-random.js';
 
-/** Deterministic uniform RandomInt (mulberry32), so distributions are repeatable. */
-function seeded(seed: number): RandomInt {
-  let a = seed >>> 0;
-  return (n) => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return Math.floor((((t ^ (t >>> 14)) >>> 0) / 4294967296) * n);
-  };
-}
 
 /** A RandomInt that plays back `values` and records the n of every call. */
 function scripted(values: number[]): RandomInt & { asked: number[] } {
@@ -146,7 +136,7 @@ describe('SessionTable', () => {
   });
 
   it('keeps counts consistent with its contents under random churn with eviction', () => {
-    const rnd = seeded(7);
+    const rnd = seededRandomInt(7);
     const t = new SessionTable({ max: 100 });
     for (let i = 0; i < 20_000; i++) t.observe(`s${rnd(400)}`, `e${rnd(6)}`);
     let sum = 0;
@@ -161,7 +151,7 @@ describe('SessionTable', () => {
 
 describe('LeastSessions', () => {
   it('picks the fewest sessions per unit of weight', () => {
-    const s = new LeastSessions(seeded(1));
+    const s = new LeastSessions(seededRandomInt(1));
     const table = loaded({ e1: 2, e2: 3, e3: 2 });
     // loads: e1 2/1, e2 3/3 = 1, e3 2/1
     expect(s.pick([ep('e1'), ep('e2', 3), ep('e3')], table).id).toBe('e2');
@@ -183,7 +173,7 @@ describe('LeastSessions', () => {
   });
 
   it('spreads ties uniformly, not onto the first endpoint', () => {
-    const s = new LeastSessions(seeded(2));
+    const s = new LeastSessions(seededRandomInt(2));
     const table = newTable();
     const candidates = [ep('e1'), ep('e2'), ep('e3'), ep('e4')];
     const hits = new Map<string, number>();
@@ -195,7 +185,7 @@ describe('LeastSessions', () => {
   });
 
   it('keeps a burst of new sessions exactly balanced', () => {
-    const s = new LeastSessions(seeded(3));
+    const s = new LeastSessions(seededRandomInt(3));
     const table = newTable();
     const candidates = [ep('a'), ep('b'), ep('c'), ep('d')];
     for (let i = 0; i < 40; i++) table.observe(`s${i}`, s.pick(candidates, table).id);
@@ -203,7 +193,7 @@ describe('LeastSessions', () => {
   });
 
   it('scale-out: after 2 -> 4 endpoints, new sessions go to the new ones (>= 90%)', () => {
-    const s = new LeastSessions(seeded(4));
+    const s = new LeastSessions(seededRandomInt(4));
     const table = loaded({ old1: 100, old2: 100 });
     const after = [ep('new1'), ep('new2'), ep('old1'), ep('old2')];
     let toNew = 0;
@@ -275,7 +265,7 @@ describe('RoundRobin', () => {
 
 describe('TwoChoices', () => {
   it('returns the only candidate', () => {
-    expect(new TwoChoices(seeded(1)).pick([ep('solo')], newTable()).id).toBe('solo');
+    expect(new TwoChoices(seededRandomInt(1)).pick([ep('solo')], newTable()).id).toBe('solo');
   });
 
   it('never samples the same candidate twice, and samples the second uniformly among the others', () => {
@@ -308,7 +298,7 @@ describe('TwoChoices', () => {
   });
 
   it('is roughly uniform when loads are equal', () => {
-    const s = new TwoChoices(seeded(9));
+    const s = new TwoChoices(seededRandomInt(9));
     const table = loaded({ e0: 3, e1: 3, e2: 3, e3: 3 });
     const candidates = [ep('e0'), ep('e1'), ep('e2'), ep('e3')];
     const hits = new Map<string, number>();
@@ -323,7 +313,7 @@ describe('TwoChoices', () => {
   });
 
   it('keeps sessions balanced as they accumulate', () => {
-    const s = new TwoChoices(seeded(11));
+    const s = new TwoChoices(seededRandomInt(11));
     const table = newTable();
     const candidates = Array.from({ length: 8 }, (_, i) => ep(`e${i}`));
     for (let i = 0; i < 8000; i++) table.observe(`s${i}`, s.pick(candidates, table).id);

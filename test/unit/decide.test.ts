@@ -4,28 +4,17 @@ import { affinityStatus, type Decision } from '../../src/affinity/decision.js';
 import { RefIndex } from '../../src/affinity/ref-index.js';
 import { acquireAffinityState } from '../../src/affinity/state.js';
 import { createStrategy, SessionTable, type StrategyName } from '../../src/balancer/index.js';
-import type { RandomInt } from '../../src/balancer/strategy.js';
 import { makeSnapshot, type Endpoint, type EndpointCondition, type EndpointSnapshot } from '../../src/endpoints/types.js';
 import { FailureMarks } from '../../src/failover/failure-marks.js';
 import type { Lease } from '../../src/shared.js';
 import { TokenCodec } from '../../src/token.js';
+import { seededRandomInt } from '../support/seeded-random.js';
 
 const K0 = 'decide-key-0-0123456789abcdef-0123456789';
 const K1 = 'decide-key-1-0123456789abcdef-0123456789';
 const BINDING = 'service:cart';
 const T = 1_750_000_000; // seconds
 
-/** Deterministic uniform RandomInt (mulberry32). */
-function seeded(seed: number): RandomInt {
-  let a = seed >>> 0;
-  return (n) => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return Math.floor((((t ^ (t >>> 14)) >>> 0) / 4294967296) * n);
-  };
-}
 
 const codec = (secrets: string[] = [K0], binding = BINDING) => new TokenCodec({ secrets, binding, cacheSize: 1000 });
 
@@ -35,7 +24,7 @@ function makeState(opts: { secrets?: string[]; binding?: string; strategy?: Stra
     codec: c,
     refs: new RefIndex(c),
     sessions: new SessionTable({ max: 10_000 }),
-    strategy: createStrategy(opts.strategy ?? 'least-sessions', seeded(opts.seed ?? 1)),
+    strategy: createStrategy(opts.strategy ?? 'least-sessions', seededRandomInt(opts.seed ?? 1)),
     isFailing: opts.isFailing,
   };
 }
@@ -431,7 +420,7 @@ describe('decide: change on failure (isFailing)', () => {
 
 describe('decide: invariants', () => {
   it('never routes outside the snapshot (random snapshots, tokens and policies)', () => {
-    const rnd = seeded(2024);
+    const rnd = seededRandomInt(2024);
     const chance = (p: number) => rnd(1_000_000) < p * 1_000_000;
     const pool = Array.from({ length: 10 }, (_, i) => pod(`p${i}`, 'ready', `192.0.2.${i % 4}`));
     const failing = new Set<string>();
