@@ -35,6 +35,11 @@ export interface TokenClaims {
   readonly sid: string;
   /** Endpoint ref under the key that verified it (binary string, 8 chars). */
   readonly ref: string;
+  /**
+   * The caller's to fill: what these claims resolved to. A cached token's claims are the
+   * same object on every hit, so a returning client can skip the lookup (RefIndex.resolve).
+   */
+  memo: unknown;
 }
 
 export type VerifyResult =
@@ -105,6 +110,7 @@ export class TokenCodec {
       touchedAt: body.readUInt32BE(5),
       sid: body.toString('hex', 9, 13),
       ref,
+      memo: undefined,
     };
     this.verified.set(token, claims);
     return { token, claims };
@@ -131,6 +137,7 @@ export class TokenCodec {
           touchedAt: body.readUInt32BE(5),
           sid: body.toString('hex', 9, 13),
           ref: body.toString('latin1', 13, 21),
+          memo: undefined,
         };
         this.verified.set(token, claims);
         return { ok: true, claims };

@@ -54,7 +54,7 @@ export function decide(
       if (policy.absoluteTimeout > 0 && now - c.issuedAt > policy.absoluteTimeout) reason = 'expired';
       else if (policy.idleTimeout > 0 && now - c.touchedAt > policy.idleTimeout) reason = 'idle';
       else {
-        const endpoint = state.refs.lookup(snapshot, c.keyIndex, c.ref);
+        const endpoint = state.refs.resolve(snapshot, c);
         const lost: RepinReason | undefined = !endpoint
           ? 'gone'
           : state.isFailing?.(endpoint.id) ? 'failing' : undefined;

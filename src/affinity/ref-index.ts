@@ -1,5 +1,14 @@
 import type { Endpoint, EndpointSnapshot } from '../endpoints/types.js';
-import type { TokenCodec } from '../token.js';
+import type { TokenClaims, TokenCodec } from '../token.js';
+
+/** What a token's claims resolved to, and in which state of the index. */
+interface Resolved {
+  readonly generation: number;
+  readonly endpoint: Endpoint;
+}
+
+/** Index states, numbered across every index of the process. */
+let generations = 0;
 
 /**
  * Finds the endpoint a token refers to. Tokens carry a keyed ref, not the endpoint id, so
@@ -8,13 +17,29 @@ import type { TokenCodec } from '../token.js';
  * one HMAC per key, not 5,000. A snapshot derived from the indexed one (or the one it was
  * derived from: a request still deciding on the previous view) patches the maps with
  * what changed instead of rebuilding them.
+ *
+ * A returning client's claims remember the endpoint they resolved to until the index moves
+ * to another snapshot: its decision then reads no per-endpoint structure at all, and costs
+ * the same with 5,000 endpoints as with 3. The memo names a generation, not the snapshot,
+ * so cached claims keep no old view alive.
  */
 export class RefIndex {
   private refsById = new Map<string, string[]>();
   private indexed: EndpointSnapshot | undefined;
   private byRef: Array<Map<string, Endpoint>> = [];
+  private generation = 0;
 
   constructor(private readonly codec: TokenCodec) {}
+
+  /** The endpoint of `snapshot` that verified claims refer to. */
+  resolve(snapshot: EndpointSnapshot, claims: TokenClaims): Endpoint | undefined {
+    if (snapshot !== this.indexed) this.update(snapshot);
+    const memo = claims.memo as Resolved | undefined;
+    if (memo?.generation === this.generation) return memo.endpoint;
+    const endpoint = this.byRef[claims.keyIndex]?.get(claims.ref);
+    if (endpoint) claims.memo = { generation: this.generation, endpoint } satisfies Resolved;
+    return endpoint;
+  }
 
   lookup(snapshot: EndpointSnapshot, keyIndex: number, ref: string): Endpoint | undefined {
     if (snapshot !== this.indexed) this.update(snapshot);
@@ -22,6 +47,7 @@ export class RefIndex {
   }
 
   private update(snapshot: EndpointSnapshot): void {
+    this.generation = ++generations;
     const from = this.indexed;
     if (from && snapshot.delta?.base === from.byId) this.patch(from, snapshot, snapshot.delta.changed);
     else if (from?.delta && from.delta.base === snapshot.byId) this.patch(from, snapshot, from.delta.changed);

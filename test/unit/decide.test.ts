@@ -146,6 +146,29 @@ describe('decide: valid tokens', () => {
     expect(again).toEqual({ kind: 'pin', endpoint: first.endpoint });
   });
 
+  it('a returning client follows every view change, whatever its claims remember from the last request', () => {
+    const state = makeState();
+    const first = decide(undefined, snap(a), state, POLICY, T);
+    if (first.kind !== 'new') throw new Error('expected new');
+    const token = first.token;
+    const s1 = makeSnapshot(1, [a, b]);
+    expect(decide(token, s1, state, POLICY, T + 1)).toEqual({ kind: 'pin', endpoint: a });
+    // Derived views (a watch update): the pod starts terminating, then is removed.
+    const drainingA = pod('a', 'draining');
+    const s2 = makeSnapshot(2, [drainingA, b], { snapshot: s1, changes: new Map([[a.id, drainingA]]) });
+    const onS2 = decide(token, s2, state, POLICY, T + 2);
+    expect(onS2.kind === 'pin' && onS2.endpoint).toBe(drainingA);
+    // A request still deciding on the previous view, then the new one again.
+    expect(decide(token, s1, state, POLICY, T + 3)).toEqual({ kind: 'pin', endpoint: a });
+    const again = decide(token, s2, state, POLICY, T + 3);
+    expect(again.kind === 'pin' && again.endpoint).toBe(drainingA);
+    const s3 = makeSnapshot(3, [b], { snapshot: s2, changes: new Map([[a.id, undefined]]) });
+    const moved = decide(token, s3, state, POLICY, T + 4);
+    expect(moved.kind === 'repin' && moved.endpoint).toBe(b);
+    // And the same pod back (a rebuilt view, not derived): pinned to it again.
+    expect(decide(token, snap(a, b), state, POLICY, T + 5)).toEqual({ kind: 'pin', endpoint: a });
+  });
+
   it('draining (terminating, serving) endpoint -> pin to it: the existing session is honoured', () => {
     const drainingA = pod('a', 'draining');
     const s = snap(drainingA, b);
