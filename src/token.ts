@@ -23,6 +23,11 @@ const MAC_LEN = 16;
 const TOKEN_LEN = BODY_LEN + MAC_LEN;
 /** base64url length of a token; anything else is rejected before any HMAC. */
 export const TOKEN_CHARS = Math.ceil((TOKEN_LEN * 4) / 3);
+/**
+ * A canonical token: 50 base64url characters, the last one's 4 unused low bits zero
+ * (A, Q, g or w: 37 bytes are 296 bits, 50 characters carry 300).
+ */
+const CANONICAL_TOKEN = new RegExp(`^[A-Za-z0-9_-]{${TOKEN_CHARS - 1}}[AQgw]$`);
 
 export type VerifyFailure = 'malformed' | 'bad-signature';
 
@@ -62,9 +67,16 @@ export interface TokenCodecOptions {
 
 export class TokenCodec {
   private readonly keys: KeyObject[];
-  /** "tok" | binding | token body: the token MAC's input, body rewritten per call. */
-  private readonly tokInput: Buffer;
-  private readonly tokBodyAt: number;
+  /**
+   * "tok" | binding | token, one buffer for every call (all synchronous): a token is
+   * issued or decoded in place, and the MAC input is the buffer but its last 16 bytes.
+   * Views into it, made once: a verify allocates nothing but the HMAC.
+   */
+  private readonly scratch: Buffer;
+  private readonly tokenAt: number;
+  private readonly macInput: Buffer;
+  private readonly body: Buffer;
+  private readonly presentedMac: Buffer;
   private readonly refPrefix: Buffer;
   private readonly verified: LRUCache<string, TokenClaims>;
 
@@ -72,8 +84,11 @@ export class TokenCodec {
     if (opts.secrets.length === 0) throw new Error('at least one secret is required');
     this.keys = opts.secrets.map((s) => createSecretKey(Buffer.from(s, 'utf8')));
     const tokPrefix = Buffer.from(`tok\0${opts.binding}\0`, 'utf8');
-    this.tokBodyAt = tokPrefix.length;
-    this.tokInput = Buffer.concat([tokPrefix, Buffer.alloc(BODY_LEN)]);
+    this.tokenAt = tokPrefix.length;
+    this.scratch = Buffer.concat([tokPrefix, Buffer.alloc(TOKEN_LEN)]);
+    this.macInput = this.scratch.subarray(0, this.tokenAt + BODY_LEN);
+    this.body = this.scratch.subarray(this.tokenAt, this.tokenAt + BODY_LEN);
+    this.presentedMac = this.scratch.subarray(this.tokenAt + BODY_LEN);
     this.refPrefix = Buffer.from(`ref\0${opts.binding}\0`, 'utf8');
     this.verified = new LRUCache({ max: opts.cacheSize ?? 50_000 });
   }
@@ -94,7 +109,7 @@ export class TokenCodec {
    * re-issued one keeps its sid and issue time. The token is remembered as verified.
    */
   issue(endpointId: string, now: number, session?: { sid: string; issuedAt: number }): Issued {
-    const body = Buffer.allocUnsafe(BODY_LEN);
+    const body = this.body;
     body[0] = VERSION;
     body.writeUInt32BE(clampSeconds(session?.issuedAt ?? now), 1);
     body.writeUInt32BE(clampSeconds(now), 5);
@@ -102,16 +117,9 @@ export class TokenCodec {
     else randomSid(body, 9);
     const ref = this.ref(endpointId, 0);
     body.write(ref, 13, 8, 'latin1');
-    const mac = this.tokenMac(0, body);
-    const token = Buffer.concat([body, mac], TOKEN_LEN).toString('base64url');
-    const claims: TokenClaims = {
-      keyIndex: 0,
-      issuedAt: body.readUInt32BE(1),
-      touchedAt: body.readUInt32BE(5),
-      sid: body.toString('hex', 9, 13),
-      ref,
-      memo: undefined,
-    };
+    this.tokenMac(0).copy(this.presentedMac);
+    const token = this.scratch.toString('base64url', this.tokenAt);
+    const claims = this.claims(0);
     this.verified.set(token, claims);
     return { token, claims };
   }
@@ -120,25 +128,13 @@ export class TokenCodec {
   verify(token: string): VerifyResult {
     const cached = this.verified.get(token);
     if (cached) return { ok: true, claims: cached };
-    if (token.length !== TOKEN_CHARS) return MALFORMED;
-    const raw = Buffer.from(token, 'base64url');
-    // Only the canonical encoding: this also refuses characters outside base64url (the
-    // decoder skips them) and variants of the last character, which carries unused bits.
-    if (raw.length !== TOKEN_LEN || raw[0] !== VERSION) return MALFORMED;
-    if (raw.toString('base64url') !== token) return MALFORMED;
-    const body = raw.subarray(0, BODY_LEN);
-    const mac = raw.subarray(BODY_LEN);
+    // Only the canonical encoding: this refuses characters outside base64url (the decoder
+    // would skip them) and variants of the last character, which carries unused bits.
+    if (!CANONICAL_TOKEN.test(token)) return MALFORMED;
+    if (this.scratch.write(token, this.tokenAt, 'base64url') !== TOKEN_LEN || this.body[0] !== VERSION) return MALFORMED;
     for (let k = 0; k < this.keys.length; k++) {
-      const expected = this.tokenMac(k, body);
-      if (timingSafeEqual(expected, mac)) {
-        const claims: TokenClaims = {
-          keyIndex: k,
-          issuedAt: body.readUInt32BE(1),
-          touchedAt: body.readUInt32BE(5),
-          sid: body.toString('hex', 9, 13),
-          ref: body.toString('latin1', 13, 21),
-          memo: undefined,
-        };
+      if (timingSafeEqual(this.tokenMac(k), this.presentedMac)) {
+        const claims = this.claims(k);
         this.verified.set(token, claims);
         return { ok: true, claims };
       }
@@ -146,10 +142,22 @@ export class TokenCodec {
     return BAD_SIGNATURE;
   }
 
-  private tokenMac(keyIndex: number, body: Buffer): Buffer {
-    // Synchronous use of one scratch buffer: no allocation for the MAC input.
-    body.copy(this.tokInput, this.tokBodyAt, 0, BODY_LEN);
-    return createHmac('sha256', this.key(keyIndex)).update(this.tokInput).digest().subarray(0, MAC_LEN);
+  /** The claims of the token in the scratch buffer. */
+  private claims(keyIndex: number): TokenClaims {
+    const body = this.body;
+    return {
+      keyIndex,
+      issuedAt: body.readUInt32BE(1),
+      touchedAt: body.readUInt32BE(5),
+      sid: body.toString('hex', 9, 13),
+      ref: body.toString('latin1', 13, 21),
+      memo: undefined,
+    };
+  }
+
+  /** MAC of the token body in the scratch buffer under key `keyIndex`. */
+  private tokenMac(keyIndex: number): Buffer {
+    return createHmac('sha256', this.key(keyIndex)).update(this.macInput).digest().subarray(0, MAC_LEN);
   }
 
   private key(keyIndex: number): KeyObject {
