@@ -35,7 +35,7 @@ const PARTS: readonly Part[] = [
   { name: 'core', file: 'core.ts', args: ['--runs', '5'], quickArgs: ['--runs', '1'] },
   { name: 'endpoints', file: 'endpoints.ts', args: ['--runs', '3', '--rounds', '200'], quickArgs: ['--runs', '1', '--rounds', '50'] },
   { name: 'round-trips', file: 'round-trips.ts', args: [], quickArgs: [] },
-  { name: 'proxy', file: 'proxy.ts', args: ['--seconds', '3', '--runs', '3', '--workers', '1,2,8'], quickArgs: ['--seconds', '1', '--runs', '1', '--workers', '1,8'] },
+  { name: 'proxy', file: 'proxy.ts', args: ['--seconds', '3', '--runs', '5', '--workers', '1,2,8'], quickArgs: ['--seconds', '1', '--runs', '1', '--workers', '1,8'] },
   {
     name: 'memory',
     file: 'memory.ts',
