@@ -245,6 +245,41 @@ describe('EndpointSliceWatcher', () => {
     await eventually(() => expect(watcher.current()?.ready).toHaveLength(2));
   });
 
+  describe('a watch the server ends cleanly, without a single event (no bookmarks)', () => {
+    // A minute of backoff: any wait for it would outlast every check below.
+    const SLOW_BACKOFF: EndpointSliceWatcherOptions = { backoff: { initialMs: 60_000, maxMs: 60_000, random: () => 0.99 } };
+
+    it('after it was held open (a quiet Service, timeoutSeconds): watches again at once', async () => {
+      server.bookmarkIntervalMs = 0;
+      server.apply(cartSlice('cart-a', podEndpoint('cart-1', '192.0.2.1', READY)));
+      const watcher = watchCart('http', SLOW_BACKOFF);
+      await synced(watcher);
+      for (let round = 0; round < 2; round++) {
+        await eventually(() => expect(server.openWatches).toBe(1));
+        const watches = server.requests.watch;
+        await sleep(1_100); // open longer than a "short watch"
+        server.endWatches();
+        await eventually(() => expect(server.requests.watch).toBe(watches + 1), 500);
+      }
+      server.apply(cartSlice('cart-b', podEndpoint('cart-2', '192.0.2.2', READY)));
+      await eventually(() => expect(view(watcher.current())).toEqual({ ready: ['cart-1', 'cart-2'], draining: [] }), 1_000);
+      expect(watcher.status().lists).toBe(1);
+    });
+
+    it('at once after it opened: backs off rather than spinning', async () => {
+      server.bookmarkIntervalMs = 0;
+      server.apply(cartSlice('cart-a', podEndpoint('cart-1', '192.0.2.1', READY)));
+      const watcher = watchCart('http', SLOW_BACKOFF);
+      await synced(watcher);
+      await eventually(() => expect(server.openWatches).toBe(1));
+      const watches = server.requests.watch;
+      server.endWatches();
+      await sleep(300);
+      expect(server.requests.watch).toBe(watches);
+      expect(watcher.current()?.ready).toHaveLength(1);
+    });
+  });
+
   it('starts while the API server is unreachable: undefined view, no throw, syncs once it is up', async () => {
     server.apply(cartSlice('cart-a', podEndpoint('cart-1', '192.0.2.1', READY)));
     await server.stop();

@@ -3,8 +3,9 @@
  *
  * A list-then-watch loop (client-go's reflector, in small): list, watch from the list's
  * resourceVersion, resume from the last resourceVersion seen when a watch ends or breaks,
- * list again only when the server says 410 Gone. Failures wait a capped, jittered backoff;
- * all the while the last view keeps being served. `close()` aborts whatever is in flight.
+ * list again only when the server says 410 Gone. Failures (and watches that end at once)
+ * wait a capped, jittered backoff, which a working watch resets; all the while the last
+ * view keeps being served. `close()` aborts whatever is in flight.
  */
 import type { KubeConfig } from '@kubernetes/client-node';
 import { log } from '../../log.js';
@@ -59,6 +60,9 @@ export interface EndpointSliceWatcherStatus {
   /** Time the last list took to become the view, once received (ms). */
   readonly lastRelistMs: number | undefined;
 }
+
+/** A watch that ends sooner, without an event, counts as a failure (client-go's rule too). */
+const SHORT_WATCH_MS = 1000;
 
 export class EndpointSliceWatcher implements EndpointSource {
   readonly key: string;
@@ -139,10 +143,12 @@ export class EndpointSliceWatcher implements EndpointSource {
       if (attempt > 0) this.state.restarts++;
       let progressed = false;
       let failure: unknown;
+      let watchedFrom = Infinity;
       try {
         const kubeConfig = this.loadKubeConfig();
         if (this.resourceVersion === undefined) await this.relist(kubeConfig);
         this.state.watching = true;
+        watchedFrom = performance.now();
         await watchEndpointSlices(
           kubeConfig,
           this.selector,
@@ -165,7 +171,10 @@ export class EndpointSliceWatcher implements EndpointSource {
       }
       if (this.closed) return;
 
-      if (progressed) this.backoff.reset();
+      // The server works if it sent an event, or held the watch open until it ended it
+      // (timeoutSeconds; a quiet Service on a server without bookmarks sends nothing).
+      const healthy = progressed || (failure === undefined && performance.now() - watchedFrom >= SHORT_WATCH_MS);
+      if (healthy) this.backoff.reset();
       if (failure !== undefined && isExpired(failure)) {
         // Too old to resume from (compaction, API server restart): only a new list helps.
         this.resourceVersion = undefined;
@@ -179,8 +188,8 @@ export class EndpointSliceWatcher implements EndpointSource {
           'EndpointSlice list/watch failed',
         );
         await this.sleep(delayMs);
-      } else if (!progressed) {
-        // Ended without a single event: do not spin on a server that closes at once.
+      } else if (!healthy) {
+        // Ended at once without a single event: do not spin on a server that does that.
         await this.sleep(this.backoff.next());
       }
     }
