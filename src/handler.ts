@@ -8,6 +8,7 @@ import { formatSetCookie, needsScheme } from './cookie.js';
 import { InstanceSource } from './instance-source.js';
 import type { KongPdk } from './kong-pdk.js';
 import { log } from './log.js';
+import type { TokenCodec } from './token.js';
 import { decisionLogger, ensureObservability, logDecision, observeDecision } from './observability/index.js';
 
 /**
@@ -67,7 +68,7 @@ export class StickySession {
       const snapshot = ready.source.current();
       if (!snapshot) return this.passthrough(ready.source.key);
 
-      const incoming = await this.readToken(kong);
+      const incoming = await this.readToken(kong, ready.state.codec);
       const decision = decide(incoming.token, snapshot, ready.state, this.cfg.policy, nowSeconds());
       observeDecision(decision, this.cfg.binding);
       if (this.decisionLog) logDecision(this.decisionLog, decision, this.cfg.binding, ready.source.key);
@@ -83,16 +84,19 @@ export class StickySession {
     this.source.close();
   }
 
-  private async readToken(kong: KongPdk): Promise<{ token: string | undefined; via: Via }> {
+  private async readToken(kong: KongPdk, codec: TokenCodec): Promise<{ token: string | undefined; via: Via }> {
+    let cookie: string | undefined;
     if (this.cfg.readCookie) {
-      const v = await kong.nginx.getVar(this.cfg.cookieVar);
-      if (v) return { token: v, via: 'cookie' };
+      cookie = (await kong.nginx.getVar(this.cfg.cookieVar)) || undefined;
+      // With both transports, a cookie that does not verify (another service's, a retired
+      // secret's) must not hide a good header token. A valid one is cached for decide().
+      if (cookie && (!this.cfg.readHeader || codec.verify(cookie).ok)) return { token: cookie, via: 'cookie' };
     }
     if (this.cfg.readHeader) {
       const v = await kong.request.getHeader(this.cfg.headerName);
       if (v) return { token: v, via: 'header' };
     }
-    return { token: undefined, via: 'none' };
+    return cookie ? { token: cookie, via: 'cookie' } : { token: undefined, via: 'none' };
   }
 
   private async apply(kong: KongPdk, d: Decision, via: Via): Promise<void> {

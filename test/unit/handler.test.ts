@@ -313,6 +313,20 @@ describe('StickySession.access: header transport', () => {
     const badCookie = await request(p, (k) => k.vars.set('cookie_sticky_session', 'junk'));
     expect(badCookie.names()).toContain('response.addHeader');
     expect(badCookie.names()).not.toContain('response.setHeader');
+
+    // A cookie that does not verify does not hide a good header token: pinned by the header.
+    const both = await request(p, (k) => {
+      k.vars.set('cookie_sticky_session', 'junk');
+      k.headers.set('x-sticky-session', token);
+    });
+    expect(both.names()).toEqual(['nginx.getVar', 'request.getHeader', 'service.setTarget']);
+    expect(both.target()).toEqual(first.target());
+    // A good cookie is used as it is, without reading the header.
+    const goodCookie = await request(p, (k) => {
+      k.vars.set('cookie_sticky_session', token);
+      k.headers.set('x-sticky-session', 'junk');
+    });
+    expect(goodCookie.names()).toEqual(['nginx.getVar', 'service.setTarget']);
   });
 });
 
