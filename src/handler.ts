@@ -7,9 +7,13 @@ import { recordFailure } from './failover/log-phase.js';
 import { formatSetCookie, needsScheme } from './cookie.js';
 import { InstanceSource } from './instance-source.js';
 import type { KongPdk } from './kong-pdk.js';
+import { forgetEventsOnExitInThisServer } from './kong-pdk-exit.js';
 import { log } from './log.js';
 import type { TokenCodec } from './token.js';
 import { decisionLogger, ensureObservability, logDecision, observeDecision } from './observability/index.js';
+
+// kong-pdk would keep every event that ended in kong.response.exit (our 503s) forever.
+forgetEventsOnExitInThisServer();
 
 /**
  * kong-pdk never tells a plugin instance it was closed (CloseInstance only drops it from a
