@@ -20,6 +20,8 @@ export class SessionTable {
   private nextPurge = 0;
   private readonly clock: () => number;
   private readonly purgeEveryMs: number;
+  /** Told of every change of an endpoint's session count (least-sessions keeps its buckets by it). */
+  onCountChange: ((endpointId: string, count: number) => void) | undefined;
 
   constructor(opts: SessionTableOptions = {}) {
     this.clock = opts.now ?? performance.now.bind(performance);
@@ -45,7 +47,9 @@ export class SessionTable {
     if (current === endpointId) return;
     if (current !== undefined) this.decrement(current);
     this.sessions.set(sid, endpointId);
-    this.perEndpoint.set(endpointId, (this.perEndpoint.get(endpointId) ?? 0) + 1);
+    const n = (this.perEndpoint.get(endpointId) ?? 0) + 1;
+    this.perEndpoint.set(endpointId, n);
+    this.onCountChange?.(endpointId, n);
   }
 
   count(endpointId: string): number {
@@ -75,5 +79,6 @@ export class SessionTable {
     const n = (this.perEndpoint.get(endpointId) ?? 0) - 1;
     if (n > 0) this.perEndpoint.set(endpointId, n);
     else this.perEndpoint.delete(endpointId);
+    this.onCountChange?.(endpointId, Math.max(n, 0));
   }
 }

@@ -207,6 +207,66 @@ describe('LeastSessions', () => {
     expect(table.count('old2')).toBeGreaterThanOrEqual(100);
   });
 
+  describe('large lists (kept in buckets by session count from their second pick)', () => {
+    const many = (prefix: string, n: number, weight = 1) => Array.from({ length: n }, (_, i) => ep(`${prefix}${i}`, weight));
+    const loadOf = (table: SessionTable, e: Endpoint) => table.count(e.id) / e.weight;
+    const leastLoad = (table: SessionTable, candidates: readonly Endpoint[]) => Math.min(...candidates.map((e) => loadOf(table, e)));
+
+    it('always picks a least-loaded candidate while sessions come, move, end and expire, and lists change', () => {
+      let now = 1_000;
+      const table = new SessionTable({ max: 3_000, ttlMs: 60_000, now: () => now });
+      const s = new LeastSessions(seededRandomInt(5));
+      const rnd = seededRandomInt(6);
+      const pool = many('p', 300);
+      // The same array until the "view" changes, as a snapshot's ready list is.
+      let candidates = pool.slice(0, 200);
+      let picks = 0;
+      for (let step = 0; step < 6_000; step++) {
+        const op = rnd(100);
+        if (op < 60) {
+          const e = s.pick(candidates, table);
+          expect(loadOf(table, e), `pick ${picks++}`).toBe(leastLoad(table, candidates));
+          table.observe(`s${step}`, e.id);
+        } else if (op < 85) {
+          table.observe(`s${rnd(step + 1)}`, pool[rnd(pool.length)]!.id); // a session seen elsewhere, or moved
+        } else if (op < 99) {
+          now += rnd(2_000); // some sessions expire
+        } else {
+          const from = rnd(100);
+          candidates = pool.slice(from, from + 100 + rnd(100)); // a new view
+        }
+      }
+      expect(picks).toBeGreaterThan(3_000);
+    });
+
+    it('keeps a burst of new sessions on 200 endpoints exactly balanced, with ties spread at random', () => {
+      const s = new LeastSessions(seededRandomInt(7));
+      const table = newTable();
+      const candidates = many('e', 200);
+      const firstRound: string[] = [];
+      for (let i = 0; i < 1_000; i++) {
+        const id = s.pick(candidates, table).id;
+        if (i < 200) firstRound.push(id);
+        table.observe(`s${i}`, id);
+      }
+      for (const c of candidates) expect(table.count(c.id)).toBe(5);
+      // Not in list order: ties go to a random one of the tied.
+      expect(firstRound.slice(0, 20)).not.toEqual(candidates.slice(0, 20).map((c) => c.id));
+    });
+
+    it('weighs loads over a large list of unequal weights (a pass over it)', () => {
+      const s = new LeastSessions(seededRandomInt(8));
+      const table = newTable();
+      const candidates = [...many('a', 100, 1), ...many('b', 100, 3)];
+      for (let i = 0; i < 2_000; i++) {
+        const e = s.pick(candidates, table);
+        expect(loadOf(table, e)).toBe(leastLoad(table, candidates));
+        table.observe(`s${i}`, e.id);
+      }
+      expect(table.count('b0')).toBe(3 * table.count('a0'));
+    });
+  });
+
   it('scale-out, for contrast: round robin gives the new endpoints only their share', () => {
     const s = new RoundRobin();
     const table = loaded({ old1: 100, old2: 100 });
