@@ -36,11 +36,12 @@ export class RefIndex {
     if (snapshot !== this.indexed) this.update(snapshot);
     const memo = claims.memo as Resolved | undefined;
     if (memo?.generation === this.generation) return memo.endpoint;
-    const endpoint = this.byRef[claims.keyIndex]?.get(claims.ref);
+    const endpoint = this.lookup(snapshot, claims.keyIndex, claims.ref);
     if (endpoint) claims.memo = { generation: this.generation, endpoint } satisfies Resolved;
     return endpoint;
   }
 
+  /** The endpoint of `snapshot` with this ref under key `keyIndex`. */
   lookup(snapshot: EndpointSnapshot, keyIndex: number, ref: string): Endpoint | undefined {
     if (snapshot !== this.indexed) this.update(snapshot);
     return this.byRef[keyIndex]?.get(ref);
