@@ -7,17 +7,17 @@ import { recordFailure } from './failover/log-phase.js';
 import { formatSetCookie, needsScheme } from './cookie.js';
 import { InstanceSource } from './instance-source.js';
 import type { KongPdk } from './kong-pdk.js';
-import { forgetEventsOnExitInThisServer } from './kong-pdk-exit.js';
+import { patchKongPdkInThisServer } from './kong-pdk-patches.js';
 import { log } from './log.js';
 import type { TokenCodec } from './token.js';
 import { decisionLogger, ensureObservability, logDecision, observeDecision } from './observability/index.js';
 
-// kong-pdk would keep every event that ended in kong.response.exit (our 503s) forever.
-forgetEventsOnExitInThisServer();
+// kong-pdk workarounds: events ended by our 503s, CloseInstance, its colour logger.
+patchKongPdkInThisServer();
 
 /**
- * kong-pdk never tells a plugin instance it was closed (CloseInstance only drops it from a
- * map), so shared resources are released when the instance is garbage collected.
+ * Unpatched, kong-pdk never tells a plugin instance it was closed (kong-pdk-close.ts makes
+ * CloseInstance call close()); an instance never closed is released when it is collected.
  */
 const finalizer = new FinalizationRegistry<() => void>((release) => release());
 
