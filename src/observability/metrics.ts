@@ -18,6 +18,11 @@ export interface Metrics {
 export function createMetrics(): Metrics {
   const registry = new Registry();
   collectDefaultMetrics({ register: registry, prefix: PREFIX });
+  // Gauges named *_total read as counters (promtool warns); each equals the sum of its
+  // per-type series (nodejs_active_handles{type} ...), which stay.
+  for (const name of ['nodejs_active_handles_total', 'nodejs_active_requests_total', 'nodejs_active_resources_total']) {
+    registry.removeSingleMetric(`${PREFIX}${name}`);
+  }
 
   // One registry walk per scrape, shared by the collectors below.
   let scrapeFacts: SourceFacts[] | undefined;
@@ -96,16 +101,15 @@ export function createMetrics(): Metrics {
   });
 
   new Gauge({
-    name: `${PREFIX}watch_last_sync_age_seconds`,
-    help: 'Seconds since the API server last confirmed the endpoint view of a Service (list or watch event, bookmarks included).',
+    name: `${PREFIX}watch_last_sync_timestamp_seconds`,
+    help: 'When the API server last confirmed the endpoint view of a Service (list or watch event, bookmarks included), in Unix seconds; 0 before the first sync.',
     labelNames: ['source'] as const,
     registers: [registry],
     collect() {
       this.reset();
-      const now = Date.now();
-      for (const f of watched()) {
-        if (f.status.lastSyncAt !== undefined) this.set({ source: f.key }, Math.max(0, (now - f.status.lastSyncAt) / 1000));
-      }
+      // From the moment a watch exists: a watch that never synced shows 0, so an alert on
+      // `time() - ...` fires for it too.
+      for (const f of watched()) this.set({ source: f.key }, (f.status.lastSyncAt ?? 0) / 1000);
     },
   });
 

@@ -3,6 +3,7 @@
  * commands and environment, driven by the Kong emulator): its lines in Kong's log, and
  * metrics that follow the live configuration when Kong replaces an instance.
  */
+import { spawnSync } from 'node:child_process';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { KongEmulator } from '../harness/kong-emulator.js';
 import { http, parseMetrics } from './helpers.js';
@@ -101,5 +102,22 @@ describe('the plugin server\'s lines in Kong\'s log', () => {
     const fromPdk = parsed.filter((l) => l.from === 'kong-pdk').map((l) => l.msg);
     expect(fromPdk).toContain(`server started at ${kong.commands.socket}`);
     expect(fromPdk.filter((m) => /^instance #\d+ of sticky-session started$/.test(m)).length).toBeGreaterThanOrEqual(2 * WORKERS);
+  });
+});
+
+/** promtool from Debian's `prometheus` package (.ci/run installs it); absent on most dev machines. */
+const PROMTOOL = spawnSync('promtool', ['--version'], { encoding: 'utf8' }).status === 0 ? 'promtool' : undefined;
+
+describe('the exposition as Prometheus reads it', () => {
+  // CI must run it: .ci/run installs promtool. Elsewhere it runs where promtool is installed.
+  it.skipIf(!PROMTOOL && !process.env.CI)('passes `promtool check metrics` without a warning', async () => {
+    expect(PROMTOOL, 'promtool not found: apt-get install prometheus (.ci/run does)').toBeDefined();
+    const exposition = (await http(`${base}/metrics`)).body;
+    // Every family this plugin adds is there, the watch ones aside (static targets here).
+    for (const name of ['decisions_total', 'token_rejections_total', 'active_sessions', 'endpoints', 'process_cpu_seconds_total', 'nodejs_active_handles']) {
+      expect(exposition).toContain(`# TYPE sticky_session_${name} `);
+    }
+    const check = spawnSync(PROMTOOL!, ['check', 'metrics'], { input: exposition, encoding: 'utf8' });
+    expect({ status: check.status, out: `${check.stdout}${check.stderr}`.trim() }).toEqual({ status: 0, out: '' });
   });
 });

@@ -163,9 +163,7 @@ describe('GET /metrics', () => {
   it('reports the watch of each Service, not of static targets', () => {
     expect(metrics.get(sample('sticky_session_watch_restarts_total', { source: watch.key }))).toBe(2);
     expect(metrics.get(sample('sticky_session_watch_synced', { source: watch.key }))).toBe(1);
-    const age = metrics.get(sample('sticky_session_watch_last_sync_age_seconds', { source: watch.key }))!;
-    expect(age).toBeGreaterThanOrEqual(3);
-    expect(age).toBeLessThan(30);
+    expect(metrics.get(sample('sticky_session_watch_last_sync_timestamp_seconds', { source: watch.key }))).toBe(watch.lastSyncAt! / 1000);
     expect(metrics.get(sample('sticky_session_watch_synced', { source: A1 }))).toBeUndefined();
     expect(text).toContain('# TYPE sticky_session_watch_restarts_total counter');
   });
@@ -174,6 +172,26 @@ describe('GET /metrics', () => {
     expect(metrics.has('sticky_session_process_cpu_user_seconds_total')).toBe(true);
     expect(metrics.has('sticky_session_nodejs_eventloop_lag_seconds')).toBe(true);
     for (const key of metrics.keys()) expect(key).toMatch(/^sticky_session_/);
+  });
+
+  it('gives a watch that never synced a last-sync time of 0, so an alert on its age fires', async () => {
+    const saved = watch.lastSyncAt;
+    watch.lastSyncAt = undefined;
+    try {
+      const now = parseMetrics((await http(`${base}/metrics`)).body);
+      expect(now.get(sample('sticky_session_watch_last_sync_timestamp_seconds', { source: watch.key }))).toBe(0);
+    } finally {
+      watch.lastSyncAt = saved;
+    }
+  });
+
+  it('exports no gauge named like a counter (promtool: "non-counter metrics should not have _total suffix")', () => {
+    for (const line of text.split('\n')) {
+      const m = /^# TYPE (\S+) (\S+)$/.exec(line);
+      if (m && m[1]!.endsWith('_total')) expect(`${m[1]} ${m[2]}`).toBe(`${m[1]} counter`);
+    }
+    expect(metrics.has('sticky_session_nodejs_active_handles_total')).toBe(false);
+    expect([...metrics.keys()].some((k) => k.startsWith('sticky_session_nodejs_active_handles{'))).toBe(true);
   });
 
   it('follows the views: a watch that loses its sync drops its gauges but keeps its counters', async () => {
