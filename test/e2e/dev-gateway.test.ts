@@ -4,6 +4,7 @@
  * reloads like `kong reload`. The steps run in order and share one gateway and one client.
  */
 import { copyFileSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { spawn } from 'node:child_process';
 import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
@@ -278,4 +279,46 @@ describe('plugin response headers on the upstream response (Kong header_filter)'
       ['x-sticky-session', 'new'],
     ]);
   });
+});
+
+describe('npm start passes the plugin server the variables it reads, from its own environment', () => {
+  it('STICKY_SESSION_METRICS_PORT/_ADDRESS start the listener there; STICKY_SESSION_LOG_LEVEL sets its level', async () => {
+    const metricsPort = await new Promise<number>((resolve) => {
+      const s = http.createServer().listen(0, '127.0.0.1', () => {
+        const { port } = s.address() as import('node:net').AddressInfo;
+        s.close(() => resolve(port));
+      });
+    });
+    // What `npm start` execs after its build, with a shell's environment.
+    const child = spawn(process.execPath, [path.join(REPO_DIR, 'node_modules/tsx/dist/cli.mjs'), 'test/harness/dev-gateway.ts', '--port', '0', '--plugin-log'], {
+      cwd: REPO_DIR,
+      env: {
+        PATH: process.env.PATH,
+        STICKY_SESSION_METRICS_PORT: String(metricsPort),
+        STICKY_SESSION_METRICS_ADDRESS: '127.0.0.2',
+        STICKY_SESSION_LOG_LEVEL: 'warn',
+      },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let err = '';
+    child.stderr!.setEncoding('utf8').on('data', (c: string) => (err += c));
+    try {
+      let gateway: string | undefined;
+      for (let i = 0; i < 600 && !gateway && child.exitCode === null; i++) {
+        gateway = /listening on (127\.0\.0\.1:\d+)/.exec(err)?.[1];
+        if (!gateway) await new Promise((r) => setTimeout(r, 50));
+      }
+      expect(gateway, err).toBeDefined();
+      const answer = await fetch(`http://${gateway}/`);
+      expect(answer.status).toBe(200);
+      const metrics = await fetch(`http://127.0.0.2:${metricsPort}/metrics`);
+      expect(await metrics.text()).toMatch(/^sticky_session_decisions_total\{service="[^"]+",outcome="new",reason="none"\} 1$/m);
+      // At warn, --plugin-log shows none of the server's info lines (listener, instances) nor decisions.
+      await new Promise((r) => setTimeout(r, 500));
+      expect(err).not.toMatch(/\[plugin server\] (info|debug) /);
+    } finally {
+      child.kill('SIGTERM');
+      await new Promise((r) => (child.exitCode !== null ? r(undefined) : child.once('exit', r)));
+    }
+  }, 30_000);
 });

@@ -38,6 +38,7 @@ import {
   type RouteMatch,
 } from './dev-kong-config.js';
 import { REPO_DIR } from './dockerfile.js';
+import { SERVER_ENV_NAMES } from '../../src/env.js';
 import { KongEmulator, KongSchemaError, type PdkCall, type RequestResult, type UpstreamRequest, type UpstreamResponse } from './kong-emulator.js';
 import { processPluginConfig } from './kong-schema.js';
 
@@ -56,6 +57,12 @@ export interface DevGatewayOptions {
   pluginLog?: boolean;
   /** Watch the config file and reload on change. Default true. */
   watch?: boolean;
+  /**
+   * The shell's environment (default: this process's). Every variable the plugin server reads
+   * (src/env.ts: STICKY_SESSION_METRICS_PORT, ...) that is set here goes into the emulated
+   * container, on top of the image's ENV; nginx then passes on what KONG_NGINX_MAIN_ENV declares.
+   */
+  env?: NodeJS.ProcessEnv;
 }
 
 export interface ReloadOutcome {
@@ -554,6 +561,13 @@ function prettyPluginLine(line: string): string {
   }
 }
 
+/** The variables of `shell` that the plugin server reads, as a container would be given them. */
+function pluginServerEnv(shell: NodeJS.ProcessEnv): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const name of SERVER_ENV_NAMES) if (shell[name] !== undefined) out[name] = shell[name];
+  return out;
+}
+
 /** Starts the gateway: plugin server, backends, HTTP listener, config watcher. */
 export async function startDevGateway(opts: DevGatewayOptions = {}): Promise<DevGateway> {
   const configPath = path.resolve(opts.configPath ?? path.join(REPO_DIR, 'kong', 'kong.yml'));
@@ -564,7 +578,7 @@ export async function startDevGateway(opts: DevGatewayOptions = {}): Promise<Dev
   const kong = await KongEmulator.start({
     useDockerfile: true,
     workers: opts.workers ?? 2,
-    env: { STICKY_SESSION_LOG_LEVEL: process.env.STICKY_SESSION_LOG_LEVEL ?? (opts.pluginLog ? 'debug' : 'info') },
+    env: { STICKY_SESSION_LOG_LEVEL: opts.pluginLog ? 'debug' : 'info', ...pluginServerEnv(opts.env ?? process.env) },
   });
   const gw = new Gateway(kong, configPath, opts);
   try {
@@ -628,6 +642,9 @@ Options (environment in brackets):
       --workers N     emulated nginx workers (default 2)
       --plugin-log    also print the plugin server's log (decision lines at debug)
   -h, --help
+
+The plugin server gets the variables it reads from this environment, as the image would:
+STICKY_SESSION_LOG_LEVEL, STICKY_SESSION_METRICS_PORT, STICKY_SESSION_METRICS_ADDRESS, KUBECONFIG.
 `;
 
 async function main(): Promise<void> {
