@@ -1,5 +1,6 @@
 import { collectDefaultMetrics, Counter, Gauge, Registry } from 'prom-client';
 import { DECISION_SLOTS, decisionCounts, TOKEN_REJECTIONS } from './decisions.js';
+import { serviceName } from './service-names.js';
 import { sourceFacts, type SourceFacts } from './status.js';
 
 /**
@@ -31,12 +32,13 @@ export function createMetrics(): Metrics {
   new Counter({
     name: `${PREFIX}decisions_total`,
     help: 'Affinity decisions by outcome (new, pinned, pinned_draining, repinned, rejected, fail_open) and reason.',
-    labelNames: ['service', 'outcome', 'reason'] as const,
+    labelNames: ['service', 'service_name', 'outcome', 'reason'] as const,
     registers: [registry],
     collect() {
       this.reset();
       for (const [service, cells] of decisionCounts()) {
-        DECISION_SLOTS.forEach(({ outcome, reason }, i) => this.inc({ service, outcome, reason }, cells[i] ?? 0));
+        const named = withName(service);
+        DECISION_SLOTS.forEach(({ outcome, reason }, i) => this.inc({ ...named, outcome, reason }, cells[i] ?? 0));
       }
     },
   });
@@ -44,12 +46,13 @@ export function createMetrics(): Metrics {
   new Counter({
     name: `${PREFIX}token_rejections_total`,
     help: 'Tokens that could not be used, by reason (malformed, bad-signature, expired, idle); each started a new session.',
-    labelNames: ['service', 'reason'] as const,
+    labelNames: ['service', 'service_name', 'reason'] as const,
     registers: [registry],
     collect() {
       this.reset();
       for (const [service, cells] of decisionCounts()) {
-        for (const { reason, slot } of TOKEN_REJECTIONS) this.inc({ service, reason }, cells[slot] ?? 0);
+        const named = withName(service);
+        for (const { reason, slot } of TOKEN_REJECTIONS) this.inc({ ...named, reason }, cells[slot] ?? 0);
       }
     },
   });
@@ -135,4 +138,10 @@ export function createMetrics(): Metrics {
       }
     },
   };
+}
+
+/** The binding's labels: `service`, and `service_name` once the handler has named it. */
+function withName(service: string): { service: string; service_name?: string } {
+  const name = serviceName(service);
+  return name === undefined ? { service } : { service, service_name: name };
 }
