@@ -194,6 +194,26 @@ describe('GET /metrics', () => {
     expect([...metrics.keys()].some((k) => k.startsWith('sticky_session_nodejs_active_handles{'))).toBe(true);
   });
 
+  it('drops every series of a source once its last holder lets go (instance closed, as on CloseInstance)', async () => {
+    const orders = new ScriptedWatch();
+    Object.defineProperty(orders, 'key', { value: 'k8s:shop/orders:http' });
+    orders.snapshot = makeSnapshot(1, [{ id: 'uid-o1', name: 'orders-1', host: '192.0.2.31', port: 8080, condition: 'ready', weight: 1 }]);
+    orders.lastSyncAt = Date.now();
+    const lease = sources.acquire(orders.key, () => orders);
+    const p = plugin({ service_id: 'svc-o', kubernetes_namespace: 'shop', kubernetes_service: 'orders', kubernetes_port: 'http' });
+    lease.release(); // the instance holds it now
+    expect((await send(p)).target()).toBe('192.0.2.31:8080');
+    const ofOrders = (m: Map<string, number>) => [...m.keys()].filter((k) => k.includes('source="k8s:shop/orders:http"'));
+    const held = ofOrders(parseMetrics((await http(`${base}/metrics`)).body));
+    for (const name of ['active_sessions', 'endpoints', 'watch_synced', 'watch_restarts_total', 'watch_last_sync_timestamp_seconds']) {
+      expect(held.some((k) => k.startsWith(`sticky_session_${name}{`)), name).toBe(true);
+    }
+    p.close();
+    expect(ofOrders(parseMetrics((await http(`${base}/metrics`)).body))).toEqual([]);
+    // The decisions it counted stay: counters of a Kong service do not go back.
+    expect(metrics.get(sample('sticky_session_decisions_total', { service: 'service:svc-k', outcome: 'new', reason: 'none' }))).toBe(1);
+  });
+
   it('follows the views: a watch that loses its sync drops its gauges but keeps its counters', async () => {
     const saved = watch.snapshot;
     watch.snapshot = undefined;
