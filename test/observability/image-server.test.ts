@@ -5,7 +5,9 @@
  */
 import { spawnSync } from 'node:child_process';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { kongServerCommands } from '../harness/dockerfile.js';
 import { KongEmulator } from '../harness/kong-emulator.js';
+import { queryPluginInfo } from '../harness/plugin-server.js';
 import { http, parseMetrics } from './helpers.js';
 
 const SECRET = 'image-server-secret-0123456789abcdef-0123';
@@ -102,6 +104,15 @@ describe('the plugin server\'s lines in Kong\'s log', () => {
     const fromPdk = parsed.filter((l) => l.from === 'kong-pdk').map((l) => l.msg);
     expect(fromPdk).toContain(`server started at ${kong.commands.socket}`);
     expect(fromPdk.filter((m) => /^instance #\d+ of sticky-session started$/.test(m)).length).toBeGreaterThanOrEqual(2 * WORKERS);
+  });
+
+  it('and the query command (kong-pdk at -v, so its debug lines too) writes the plugin info alone on stdout, no escape codes anywhere', async () => {
+    const { query } = kongServerCommands({ prefixDir: '/tmp' });
+    const verbose = `${query} -v -v`;
+    const q = await queryPluginInfo(verbose, { env: { PATH: process.env.PATH ?? '/usr/bin:/bin', STICKY_SESSION_LOG_LEVEL: 'debug' } });
+    expect(q.stdout).toBe(`${JSON.stringify(q.dump)}\n`);
+    expect(q.stderr).not.toContain('\x1b');
+    expect(q.stderr).toMatch(/"from":"kong-pdk","msg":"loaded plugin \\"sticky-session\\" from /);
   });
 });
 
