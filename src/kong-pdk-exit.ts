@@ -1,4 +1,3 @@
-import { createRequire } from 'node:module';
 import { log } from './log.js';
 
 /**
@@ -49,21 +48,4 @@ function forgetIfEnded(server: PdkServerClass['prototype'], reply: PdkReply): Pd
   const method = (reply.Data as { Method?: unknown } | null | undefined)?.Method;
   if (typeof method === 'string' && ENDS_THE_REQUEST.has(method)) server.events.delete(reply.EventId);
   return reply;
-}
-
-/**
- * Patches the Server class of the plugin server this module is loaded into. Only when
- * kong-pdk's server.js is loaded already (it is, in the plugin server): loading it here
- * would register ts-node in any other process, tests included.
- */
-export function forgetEventsOnExitInThisServer(): void {
-  const require = createRequire(import.meta.url);
-  let file: string;
-  try {
-    file = require.resolve('kong-pdk/server.js');
-  } catch {
-    return;
-  }
-  const loaded = require.cache[file];
-  if (loaded) forgetEventsOnExit(loaded.exports as PdkServerClass);
 }
