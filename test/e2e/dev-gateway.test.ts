@@ -216,10 +216,18 @@ describe('dev gateway (npm start)', () => {
     expect(r.setCookie).toEqual([]);
   });
 
-  it('a target the plugin refuses at instance start is refused too (Kong would answer 500)', async () => {
+  it('a target Kong\'s schema refuses is refused, naming the field', async () => {
     const outcome = await writeConfig(good.replace(/- (echo-\d):80\n/, '- $1:80 drainig\n'));
     expect(outcome.ok).toBe(false);
-    expect(outcome.error).toMatch(/targets\[1\].*unknown option "drainig"/);
+    expect(outcome.error).toMatch(/config\.targets: .*expected .*host:port.*draining/);
+    const r = await request('/', { headers: [['Cookie', jar]] });
+    expect(r.name).toBe(pinned);
+  });
+
+  it('a target only the plugin can refuse is refused too, saying Kong would leave the route to its balancer', async () => {
+    const outcome = await writeConfig(good.replace(/- (echo-\d):80\n/, '- 192.0.2.300:80\n'));
+    expect(outcome.ok).toBe(false);
+    expect(outcome.error).toMatch(/targets\[1\].*not a valid IPv4 address.*Kong balances/);
     const r = await request('/', { headers: [['Cookie', jar]] });
     expect(r.name).toBe(pinned);
   });

@@ -216,7 +216,7 @@ class Gateway implements DevGateway {
         this.instanceCheck({ ...filled, service_id: cfg.plugin.scope.service, route_id: cfg.plugin.scope.route });
       } catch (err) {
         throw new Error(
-          `${(err as Error).message} (Kong would accept this file, then every plugin instance would fail to start and every request get 500)`,
+          `${(err as Error).message} (Kong would accept this file, and the plugin would stand aside: Kong balances, no session is kept)`,
         );
       }
     }
