@@ -287,3 +287,34 @@ describe('plugin response headers on the upstream response (Kong header_filter)'
     ]);
   });
 });
+
+describe('dev gateway on plugins-failover/ (npm start -- --failover)', () => {
+  let failoverDir: string;
+  let failover: Awaited<ReturnType<typeof startDevGateway>> | undefined;
+
+  afterAll(async () => {
+    await failover?.stop();
+    if (failoverDir) rmSync(failoverDir, { recursive: true, force: true });
+  });
+
+  it('serves the plugin with its log phase and takes change_on_failure, which plugins/ refuses', async () => {
+    failoverDir = mkdtempSync(path.join(os.tmpdir(), 'devgw-failover-'));
+    const file = path.join(failoverDir, 'kong.yml');
+    const text = readFileSync(path.join(REPO_DIR, 'kong', 'kong.yml'), 'utf8').replace(
+      'cookie_name: sticky',
+      'cookie_name: sticky\n          change_on_failure: true',
+    );
+    expect(text).toContain('change_on_failure: true');
+    writeFileSync(file, text);
+    await expect(startDevGateway({ port: 0, configPath: file, log: () => {}, watch: false })).rejects.toThrow(
+      /config\.change_on_failure: unknown field/,
+    );
+    failover = await startDevGateway({ port: 0, configPath: file, log: () => {}, watch: false, failover: true });
+    expect([...failover.kong.info.Phases].sort()).toEqual(['access', 'log']);
+    expect(failover.kong.info.Name).toBe(gw.kong.info.Name);
+    expect(failover.kong.plugins()[0]?.config.change_on_failure).toBe(true);
+    const r = await fetch(`${failover.url}/`);
+    expect(r.status).toBe(200);
+    expect(r.headers.get('set-cookie')).toMatch(/^sticky=/);
+  });
+});
