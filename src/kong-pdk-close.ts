@@ -1,3 +1,4 @@
+import { pdkServerOfThisProcess } from './kong-pdk-server.js';
 import { log } from './log.js';
 
 /**
@@ -37,4 +38,10 @@ export function closePluginsOnCloseInstance(Server: PdkServerWithInstances): voi
     }
     return reply;
   };
+}
+
+/** Patches the Server class of the plugin server this module is loaded into, if any. */
+export function closePluginsOnCloseInstanceInThisServer(): void {
+  const Server = pdkServerOfThisProcess();
+  if (Server) closePluginsOnCloseInstance(Server as PdkServerWithInstances);
 }

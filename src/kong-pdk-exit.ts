@@ -1,3 +1,4 @@
+import { pdkServerOfThisProcess } from './kong-pdk-server.js';
 import { log } from './log.js';
 
 /**
@@ -48,4 +49,10 @@ function forgetIfEnded(server: PdkServerClass['prototype'], reply: PdkReply): Pd
   const method = (reply.Data as { Method?: unknown } | null | undefined)?.Method;
   if (typeof method === 'string' && ENDS_THE_REQUEST.has(method)) server.events.delete(reply.EventId);
   return reply;
+}
+
+/** Patches the Server class of the plugin server this module is loaded into, if any. */
+export function forgetEventsOnExitInThisServer(): void {
+  const Server = pdkServerOfThisProcess();
+  if (Server) forgetEventsOnExit(Server as PdkServerClass);
 }

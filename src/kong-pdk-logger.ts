@@ -1,3 +1,4 @@
+import { createRequire } from 'node:module';
 import { log } from './log.js';
 
 /**
@@ -50,5 +51,20 @@ function text(arg: unknown): string {
     return JSON.stringify(arg) ?? String(arg);
   } catch {
     return String(arg);
+  }
+}
+
+/**
+ * Routes the logger kong-pdk's bin/kong-js-pluginserver uses in this process, if it is loaded
+ * (resolved from kong-pdk's own directory, as kong-pdk requires it).
+ */
+export function routeKongPdkLoggerInThisProcess(): void {
+  const require = createRequire(import.meta.url);
+  try {
+    const file = createRequire(require.resolve('kong-pdk/server.js')).resolve('node-color-log');
+    const logger = require.cache[file]?.exports as KongPdkLogger | undefined;
+    if (logger && typeof logger.info === 'function') routeKongPdkLogger(logger);
+  } catch {
+    // No kong-pdk, or one without node-color-log: nothing to route.
   }
 }

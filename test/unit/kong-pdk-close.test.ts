@@ -2,7 +2,7 @@ import { createRequire } from 'node:module';
 import path from 'node:path';
 import { afterAll, describe, expect, it, vi } from 'vitest';
 import { log } from '../../src/log.js';
-import { patchKongPdkInThisServer } from '../../src/kong-pdk-patches.js';
+import { closePluginsOnCloseInstanceInThisServer } from '../../src/kong-pdk-close.js';
 
 // kong-pdk's own Server class, driven in-process the way Kong drives it over the socket.
 // Loaded as the image loads it: after the ts-node stand-in (dist/, built by `npm test`).
@@ -40,7 +40,7 @@ describe('kong-pdk CloseInstance', () => {
   });
 
   it('patched by the plugin, closes that instance and no other, with kong-pdk\'s reply unchanged', async () => {
-    patchKongPdkInThisServer();
+    closePluginsOnCloseInstanceInThisServer();
     const { server, ids } = await started('old', 'new');
     expect(await server.CloseInstance(ids[0]!)).toMatchObject({ Id: ids[0], Name: 'closable' });
     expect(closed).toEqual(['old']);

@@ -1,7 +1,7 @@
 import { createRequire } from 'node:module';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { patchKongPdkInThisServer } from '../../src/kong-pdk-patches.js';
+import { forgetEventsOnExitInThisServer } from '../../src/kong-pdk-exit.js';
 
 // kong-pdk's own Server class, driven in-process the way Kong drives it over the socket.
 // Loaded as the image loads it: after the ts-node stand-in (dist/, built by `npm test`).
@@ -53,7 +53,7 @@ describe('kong-pdk events ended by kong.response.exit', () => {
   });
 
   it('patched by the plugin, are forgotten as the exit goes out; other events end as before', async () => {
-    patchKongPdkInThisServer();
+    forgetEventsOnExitInThisServer();
     const { server, iid } = await startServer();
     for (let i = 0; i < 100; i++) {
       expect(await accessPhase(server, iid, 'exit')).toMatchObject({ Method: 'kong.response.exit' });
