@@ -15,6 +15,8 @@ export interface ResolvedConfig {
   readonly secrets: readonly string[];
   /** What tokens are bound to: the Kong service (or route) the plugin runs for. */
   readonly binding: string;
+  /** The route the plugin is bound to (Kong's route_id), null when not bound to one. */
+  readonly routeId: string | null;
   readonly readCookie: boolean;
   readonly readHeader: boolean;
   /** Header that carries the token (request lookups ignore case, as Kong's do). */
@@ -79,6 +81,7 @@ export function resolveConfig(raw: unknown): ResolvedConfig {
   return {
     secrets: [...secrets],
     binding: c.service_id ? `service:${c.service_id}` : c.route_id ? `route:${c.route_id}` : 'global',
+    routeId: c.route_id ?? null,
     readCookie: transport !== 'header',
     readHeader: transport !== 'cookie',
     headerName: c.header_name ?? 'X-Sticky-Session',
