@@ -3,19 +3,15 @@ import { decide } from './affinity/decide.js';
 import type { Decision } from './affinity/decision.js';
 import type { Endpoint } from './endpoints/types.js';
 import { acquireAffinityState } from './affinity/state.js';
-import { ConfigError, resolveConfig, type ResolvedConfig } from './config.js';
+import { resolveConfig, type ResolvedConfig } from './config.js';
 import { recordFailure } from './failover/log-phase.js';
 import { formatSetCookie, needsScheme } from './cookie.js';
 import { InstanceSource } from './instance-source.js';
 import type { KongPdk } from './kong-pdk.js';
-import { forgetEventsOnExitInThisServer } from './kong-pdk-exit.js';
 import { log } from './log.js';
 import type { TokenCodec } from './token.js';
 import { UpstreamHost } from './upstream-host.js';
 import { decisionLogger, ensureObservability, logDecision, observeDecision } from './observability/index.js';
-
-// kong-pdk would keep every event that ended in kong.response.exit (our 503s) forever.
-forgetEventsOnExitInThisServer();
 
 /**
  * kong-pdk never tells a plugin instance it was closed (CloseInstance only drops it from a
@@ -41,16 +37,10 @@ export class StickySession {
 
   constructor(config: unknown) {
     ensureObservability();
-    this.cfg = resolveConfig(config);
+    // A refused config throws here, before anything shared is acquired (plugin.ts).
+    this.cfg = resolveConfig(config, { logPhase: this instanceof StickySessionWithFailover });
     this.decisionLog = decisionLogger(this.cfg.logLevel);
     this.upstreamHost = new UpstreamHost(this.cfg.routeId);
-    // Checked before anything shared is acquired: a refused instance holds nothing.
-    if (this.cfg.failover && !(this instanceof StickySessionWithFailover)) {
-      throw new ConfigError(
-        'change_on_failure',
-        'needs the log phase: start the plugin server with --plugins-directory <install>/plugins-failover',
-      );
-    }
     // The closure and the finalizer's cleanup must not reach `this`: a cleanup value that
     // references its target keeps the instance alive forever, and its leases with it.
     const cfg = this.cfg;

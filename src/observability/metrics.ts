@@ -1,5 +1,6 @@
 import { collectDefaultMetrics, Counter, Gauge, Registry } from 'prom-client';
 import { DECISION_SLOTS, decisionCounts, TOKEN_REJECTIONS } from './decisions.js';
+import { configErrors } from './config-errors.js';
 import { sourceFacts, type SourceFacts } from './status.js';
 
 /**
@@ -79,6 +80,17 @@ export function createMetrics(): Metrics {
         this.set({ source: f.key, condition: 'ready' }, snapshot.ready.length);
         this.set({ source: f.key, condition: 'draining' }, snapshot.draining.length);
       }
+    },
+  });
+
+  new Gauge({
+    name: `${PREFIX}config_errors`,
+    help: 'Plugin instances (one per nginx worker) whose config Kong accepted but the plugin cannot use, by field: they stand aside and Kong balances.',
+    labelNames: ['service', 'field'] as const,
+    registers: [registry],
+    collect() {
+      this.reset();
+      for (const e of configErrors()) this.inc({ service: e.service, field: e.field });
     },
   });
 

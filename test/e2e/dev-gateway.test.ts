@@ -235,10 +235,18 @@ describe('dev gateway (npm start)', () => {
     expect(r.setCookie).toEqual([]);
   });
 
-  it('a target the plugin refuses at instance start is refused too (Kong would answer 500)', async () => {
+  it('a target Kong\'s schema refuses is refused, naming the field', async () => {
     const outcome = await writeConfig(good.replace(/- (echo-\d):80\n/, '- $1:80 drainig\n'));
     expect(outcome.ok).toBe(false);
-    expect(outcome.error).toMatch(/targets\[1\].*unknown option "drainig"/);
+    expect(outcome.error).toMatch(/config\.targets: .*expected .*host:port.*draining/);
+    const r = await request('/', { headers: [['Cookie', jar]] });
+    expect(r.name).toBe(pinned);
+  });
+
+  it('a target only the plugin can refuse is refused too, saying Kong would leave the route to its balancer', async () => {
+    const outcome = await writeConfig(good.replace(/- (echo-\d):80\n/, '- 192.0.2.300:80\n'));
+    expect(outcome.ok).toBe(false);
+    expect(outcome.error).toMatch(/targets\[1\].*not a valid IPv4 address.*Kong balances/);
     const r = await request('/', { headers: [['Cookie', jar]] });
     expect(r.name).toBe(pinned);
   });
@@ -296,5 +304,36 @@ describe('plugin response headers on the upstream response (Kong header_filter)'
       ['Set-Cookie', 'sticky=t'],
       ['x-sticky-session', 'new'],
     ]);
+  });
+});
+
+describe('dev gateway on plugins-failover/ (npm start -- --failover)', () => {
+  let failoverDir: string;
+  let failover: Awaited<ReturnType<typeof startDevGateway>> | undefined;
+
+  afterAll(async () => {
+    await failover?.stop();
+    if (failoverDir) rmSync(failoverDir, { recursive: true, force: true });
+  });
+
+  it('serves the plugin with its log phase and takes change_on_failure, which plugins/ refuses', async () => {
+    failoverDir = mkdtempSync(path.join(os.tmpdir(), 'devgw-failover-'));
+    const file = path.join(failoverDir, 'kong.yml');
+    const text = readFileSync(path.join(REPO_DIR, 'kong', 'kong.yml'), 'utf8').replace(
+      'cookie_name: sticky',
+      'cookie_name: sticky\n          change_on_failure: true',
+    );
+    expect(text).toContain('change_on_failure: true');
+    writeFileSync(file, text);
+    await expect(startDevGateway({ port: 0, configPath: file, log: () => {}, watch: false })).rejects.toThrow(
+      /config\.change_on_failure: unknown field/,
+    );
+    failover = await startDevGateway({ port: 0, configPath: file, log: () => {}, watch: false, failover: true });
+    expect([...failover.kong.info.Phases].sort()).toEqual(['access', 'log']);
+    expect(failover.kong.info.Name).toBe(gw.kong.info.Name);
+    expect(failover.kong.plugins()[0]?.config.change_on_failure).toBe(true);
+    const r = await fetch(`${failover.url}/`);
+    expect(r.status).toBe(200);
+    expect(r.headers.get('set-cookie')).toMatch(/^sticky=/);
   });
 });

@@ -56,6 +56,11 @@ export interface DevGatewayOptions {
   pluginLog?: boolean;
   /** Watch the config file and reload on change. Default true. */
   watch?: boolean;
+  /**
+   * Serve plugins-failover/ (log phase, change_on_failure) instead of plugins/: the image's
+   * commands with that directory, as an operator switches.
+   */
+  failover?: boolean;
 }
 
 export interface ReloadOutcome {
@@ -216,7 +221,7 @@ class Gateway implements DevGateway {
         this.instanceCheck({ ...filled, service_id: cfg.plugin.scope.service, route_id: cfg.plugin.scope.route });
       } catch (err) {
         throw new Error(
-          `${(err as Error).message} (Kong would accept this file, then every plugin instance would fail to start and every request get 500)`,
+          `${(err as Error).message} (Kong would accept this file, and the plugin would stand aside: Kong balances, no session is kept)`,
         );
       }
     }
@@ -562,7 +567,7 @@ export async function startDevGateway(opts: DevGatewayOptions = {}): Promise<Dev
     throw new Error('dist/ is not built: run `npm run build` (npm start does it) first');
   }
   const kong = await KongEmulator.start({
-    useDockerfile: true,
+    ...(opts.failover ? { pluginsDir: 'plugins-failover' } : { useDockerfile: true }),
     workers: opts.workers ?? 2,
     env: { STICKY_SESSION_LOG_LEVEL: process.env.STICKY_SESSION_LOG_LEVEL ?? (opts.pluginLog ? 'debug' : 'info') },
   });
@@ -596,7 +601,7 @@ function banner(gw: DevGateway, host: string): string {
     '',
     `sticky-session dev gateway on ${shown}/ (listening on ${gw.url.replace(/^http:\/\//, '')})`,
     `  config    ${rel}  (watched: save it to reload, like \`kong reload\`)`,
-    `  plugin    ${gw.kong.info.Name} ${gw.kong.info.Version}, served by the real kong-js-pluginserver (pid ${gw.kong.serverPid ?? '?'}), ${gw.kong.workers.length} emulated nginx workers`,
+    `  plugin    ${gw.kong.info.Name} ${gw.kong.info.Version} (phases: ${[...gw.kong.info.Phases].sort().join(', ')}), served by the real kong-js-pluginserver (pid ${gw.kong.serverPid ?? '?'}), ${gw.kong.workers.length} emulated nginx workers`,
     `  targets   ${targets.join(', ') || '(none)'}`,
     '  backends',
     ...gw.backends().map((b) => `    ${b.label}`),
@@ -627,6 +632,7 @@ Options (environment in brackets):
   -c, --config FILE   Kong declarative config (default kong/kong.yml)
       --workers N     emulated nginx workers (default 2)
       --plugin-log    also print the plugin server's log (decision lines at debug)
+      --failover      serve plugins-failover/ (change_on_failure: log phase on every request)
   -h, --help
 `;
 
@@ -638,6 +644,7 @@ async function main(): Promise<void> {
       config: { type: 'string', short: 'c' },
       workers: { type: 'string' },
       'plugin-log': { type: 'boolean' },
+      failover: { type: 'boolean' },
       help: { type: 'boolean', short: 'h' },
     },
     strict: true,
@@ -657,7 +664,7 @@ async function main(): Promise<void> {
   const configPath = values.config ? path.resolve(base, values.config) : undefined;
 
   process.stderr.write('starting the plugin server and the echo backends...\n');
-  const gw = await startDevGateway({ port, host, configPath, workers, pluginLog: values['plugin-log'] ?? false });
+  const gw = await startDevGateway({ port, host, configPath, workers, pluginLog: values['plugin-log'] ?? false, failover: values.failover ?? false });
   process.stderr.write(`${banner(gw, host)}\n`);
 
   let stopping = false;
