@@ -29,12 +29,12 @@ const lines: string[] = [];
 
 function request(
   pathname: string,
-  opts: { method?: string; headers?: Array<[string, string]>; body?: string } = {},
+  opts: { method?: string; headers?: Array<[string, string]>; body?: string; host?: string } = {},
 ): Promise<Reply> {
   const url = new URL(pathname, gw.url);
   return new Promise((resolve, reject) => {
     const req = http.request(
-      { host: url.hostname, port: url.port, path: url.pathname + url.search, method: opts.method ?? 'GET', headers: [['Host', url.host], ...(opts.headers ?? [])].flat(), agent: false },
+      { host: url.hostname, port: url.port, path: url.pathname + url.search, method: opts.method ?? 'GET', headers: [['Host', opts.host ?? url.host], ...(opts.headers ?? [])].flat(), agent: false },
       (res) => {
         const chunks: Buffer[] = [];
         res.on('data', (c: Buffer) => chunks.push(c));
@@ -110,9 +110,9 @@ describe('dev gateway (npm start)', () => {
     expect(r.setCookie).toHaveLength(1);
     expect(r.setCookie[0]).toMatch(/^sticky=[\w-]+; Path=\/; HttpOnly; SameSite=Lax$/);
     expect(echos).toContain(r.name);
-    // what the backend got: Kong's Host after set_target (the target host), path and query
+    // what the backend got: the client's Host (kong.yml's route has preserve_host), path and query
     expect(r.body).toMatch(/^GET \/hello\?x=1 HTTP\/1\.1$/m);
-    expect(r.body).toMatch(new RegExp(`^Host: ${r.name}$`, 'm'));
+    expect(r.body).toMatch(new RegExp(`^Host: ${new URL(gw.url).host}$`, 'm'));
     expect(r.body).toMatch(/^X-Forwarded-For: 127\.0\.0\.1$/m);
     jar = cookieOf(r);
     pinned = r.name as string;
@@ -145,8 +145,27 @@ describe('dev gateway (npm start)', () => {
     const r = await request('/submit', { method: 'POST', headers: [['Cookie', jar], ['Accept', 'application/json'], ['Content-Type', 'text/plain']], body: 'hello body' });
     expect(r.status).toBe(200);
     const echo = JSON.parse(r.body) as { name: string; method: string; path: string; body: string; headers: Array<[string, string]> };
-    expect(echo).toMatchObject({ name: pinned, method: 'POST', path: '/submit', body: 'hello body' });
-    expect(echo.headers).toContainEqual(['Host', pinned]);
+    expect(echo).toMatchObject({ name: pinned, method: 'POST', path: '/submit', body: 'hello body', host: new URL(gw.url).host });
+    expect(echo.headers).toContainEqual(['Host', new URL(gw.url).host]);
+  });
+
+  it("preserve_host: the backend gets the client's Host with it, the target's host without it, new or pinned", async () => {
+    const clientHost = 'Shop.Example:8000';
+    const echoOf = async (headers: Array<[string, string]>) => {
+      const r = await request('/', { host: clientHost, headers: [['Accept', 'application/json'], ...headers] });
+      expect(r.status).toBe(200);
+      return { r, echo: JSON.parse(r.body) as { name: string; host: string | null } };
+    };
+    // false first: the last write puts kong.yml back as it was (writing unchanged text reloads nothing).
+    for (const preserveHost of [false, true]) {
+      const outcome = await writeConfig(original.replace('preserve_host: true', `preserve_host: ${preserveHost}`));
+      expect(outcome.ok).toBe(true);
+      const fresh = await echoOf([]);
+      expect(fresh.echo.host).toBe(preserveHost ? clientHost : fresh.echo.name);
+      const pinnedNow = await echoOf([['Cookie', cookieOf(fresh.r)]]);
+      expect(pinnedNow.echo.name).toBe(fresh.echo.name);
+      expect(pinnedNow.echo.host).toBe(preserveHost ? clientHost : fresh.echo.name);
+    }
   });
 
   it('draining target (kong.yml edited): the session stays, new clients never get it', async () => {
