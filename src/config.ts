@@ -15,8 +15,6 @@ export interface ResolvedConfig {
   readonly secrets: readonly string[];
   /** What tokens are bound to: the Kong service (or route) the plugin runs for. */
   readonly binding: string;
-  /** The route the plugin is bound to (Kong's route_id), null when not bound to one. */
-  readonly routeId: string | null;
   readonly readCookie: boolean;
   readonly readHeader: boolean;
   /** Header that carries the token (request lookups ignore case, as Kong's do). */
@@ -100,7 +98,6 @@ export function resolveConfig(raw: unknown, opts: ResolveOptions = { logPhase: t
   return {
     secrets: [...secrets],
     binding: bindingOf(c),
-    routeId: c.route_id ?? null,
     readCookie: transport !== 'header',
     readHeader: transport !== 'cookie',
     headerName: c.header_name ?? 'X-Sticky-Session',

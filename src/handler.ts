@@ -1,7 +1,6 @@
 import type { Logger } from 'pino';
 import { decide } from './affinity/decide.js';
 import type { Decision } from './affinity/decision.js';
-import type { Endpoint } from './endpoints/types.js';
 import { acquireAffinityState } from './affinity/state.js';
 import { resolveConfig, type ResolvedConfig } from './config.js';
 import { recordFailure } from './failover/log-phase.js';
@@ -10,7 +9,7 @@ import { InstanceSource } from './instance-source.js';
 import type { KongPdk } from './kong-pdk.js';
 import { log } from './log.js';
 import type { TokenCodec } from './token.js';
-import { UpstreamHost } from './upstream-host.js';
+import { setTargetKeepingHost } from './upstream-host.js';
 import { decisionLogger, ensureObservability, logDecision, observeDecision } from './observability/index.js';
 
 /**
@@ -31,7 +30,6 @@ export class StickySession {
   protected readonly cfg: ResolvedConfig;
   protected readonly source: InstanceSource;
   /** The Host the upstream gets once set_target has overwritten Kong's. */
-  private readonly upstreamHost: UpstreamHost;
   /** Where this instance's decision lines go; undefined: not written (decided once, here). */
   private readonly decisionLog: Logger | undefined;
 
@@ -40,7 +38,6 @@ export class StickySession {
     // A refused config throws here, before anything shared is acquired (plugin.ts).
     this.cfg = resolveConfig(config, { logPhase: this instanceof StickySessionWithFailover });
     this.decisionLog = decisionLogger(this.cfg.logLevel);
-    this.upstreamHost = new UpstreamHost(this.cfg.routeId);
     // The closure and the finalizer's cleanup must not reach `this`: a cleanup value that
     // references its target keeps the instance alive forever, and its leases with it.
     const cfg = this.cfg;
@@ -113,7 +110,7 @@ export class StickySession {
         );
         return;
       case 'pin':
-        await this.setTarget(kong, d.endpoint);
+        await setTargetKeepingHost(kong, d.endpoint.host, d.endpoint.port);
         if (d.reissue) await this.sendToken(kong, d.reissue.token, via);
         return;
       case 'new':
@@ -121,17 +118,10 @@ export class StickySession {
         if (d.fallback) {
           this.warnSometimes('fallback', 'no ready endpoint: new sessions go to serving, terminating endpoints (no_ready_endpoint=draining)');
         }
-        await this.setTarget(kong, d.endpoint);
+        await setTargetKeepingHost(kong, d.endpoint.host, d.endpoint.port);
         await this.sendToken(kong, d.token, via);
         return;
     }
-  }
-
-  /** Routes the request to `e`, keeping the Host header Kong would send without the plugin. */
-  private async setTarget(kong: KongPdk, e: Endpoint): Promise<void> {
-    const host = await this.upstreamHost.beforeTarget(kong);
-    await kong.service.setTarget(e.host, e.port);
-    await this.upstreamHost.afterTarget(kong, host);
   }
 
   /** Returns the token the way it came; a client that sent none gets every configured way. */

@@ -13,7 +13,6 @@ export interface KongPdk {
   };
   readonly router: {
     getService(): Promise<{ host?: string | null; id?: string | null } | null | undefined>;
-    getRoute(): Promise<{ id?: string | null; preserve_host?: boolean | null } | null | undefined>;
   };
   readonly service: {
     setTarget(host: string, port: number): Promise<unknown>;

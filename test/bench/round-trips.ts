@@ -88,7 +88,7 @@ async function countFor(kong: KongEmulator, binding: Binding, preserveHost: bool
     const headerToken = (await measure({ targets: [A, B, C], transport: 'header' })).responseHeaders['x-sticky-session']?.[0];
     add('valid token, pod ready', 'transport header', await measure({ targets: [A, B, C], transport: 'header' }, undefined, headerToken ? { 'x-sticky-session': headerToken } : {}), { target: 'any', token: false });
     add('endpoints not known yet (fail open)', 'kubernetes_*, never synced', await measure({ targets: null, kubernetes_namespace: 'shop', kubernetes_service: 'cart', kubernetes_port: 'http' }), { target: undefined, token: false });
-    // A route-bound instance asks for its route on its first routed request only.
+    // An instance's first routed request (a KIC service host would add router.get_service).
     kong.updatePlugin(id, { config: { targets: [A, B, C], kubernetes_namespace: null, kubernetes_service: null, kubernetes_port: null } });
     const first = await send(onA);
     rows.push({ row: "instance's first routed request (valid token)", config: 'defaults', roundTrips: first.rpc.filter((x) => !/^plugin\.(Start|Close)Instance$/.test(x.method)).length, calls: first.pdkCalls.map((c) => c.method.replace(/^kong\./, '')).join(', ') });
@@ -136,7 +136,7 @@ export async function countRoundTrips(): Promise<RoundTripTable> {
     };
     const floors = [
       await floorRun(floor, {}, 'floor: get_var(cookie), set_target'),
-      await floorRun(floorHost, {}, 'floor + Host work (as the plugin, service-bound)'),
+      await floorRun(floorHost, {}, 'floor + Host work (as the plugin)'),
       await floorRun(floorHost, { restore_port: true }, 'floor + Host work + port restored (not chosen)'),
     ];
     return { rows, floors };

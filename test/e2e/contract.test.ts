@@ -237,36 +237,35 @@ describe('PDK round trips per contract row (README table)', () => {
     configure({ targets: [A, B, C], cookie_secure: null, no_ready_endpoint: 'draining' });
   });
 
-  it('Host work: per binding and preserve_host (pinned request)', async () => {
+  it('Host work: the same per binding; the write only where Kong would keep a Host (pinned request)', async () => {
     const routes = { true: { id: 'r-host-preserve', preserve_host: true }, false: { id: 'r-host-plain', preserve_host: false } };
     const kong = replicas[0]!;
-    const pinnedCalls = async (scope: { route: string } | { service: string }, preserveHost: boolean) => {
+    const pinned = async (scope: { route: string } | { service: string }, preserveHost: boolean, hostSetByEarlierPlugin?: string) => {
       const id = kong.addPlugin({ ...scope, config: { secrets: [SECRET], cookie_name: 'sticky', targets: [A] } }).id;
       try {
-        const req = { service: SERVICE, route: routes[`${preserveHost}`], host: 'shop.example' };
-        const first = await kong.request(req, { plugin: id }); // instance start (and, route-bound, get_route)
-        const cookie = cookieOf(first)!;
-        const r = await kong.request({ ...req, headers: { cookie } }, { plugin: id });
-        expect(r.upstreamHost).toBe(preserveHost ? 'shop.example' : '192.0.2.10');
-        return { first: calls(first), calls: calls(r), roundTrips: r.roundTrips };
+        const req = { service: SERVICE, route: routes[`${preserveHost}`], host: 'shop.example', hostSetByEarlierPlugin };
+        const cookie = cookieOf(await kong.request(req, { plugin: id }))!;
+        return await kong.request({ ...req, headers: { cookie } }, { plugin: id });
       } finally {
         kong.removePlugin(id);
       }
     };
-    const routeTrue = await pinnedCalls({ route: routes.true.id }, true);
-    expect(routeTrue.first.slice(0, 2)).toEqual(['nginx.get_var', 'router.get_route']);
-    expect(routeTrue.calls).toEqual(['nginx.get_var', 'nginx.get_var', 'service.set_target', 'service.request.set_header']);
-    expect(routeTrue.roundTrips).toBe(5);
-    const routeFalse = await pinnedCalls({ route: routes.false.id }, false);
-    expect(routeFalse.first.slice(0, 3)).toEqual(['nginx.get_var', 'router.get_route', 'service.set_target']);
-    expect(routeFalse.calls).toEqual(['nginx.get_var', 'service.set_target']);
-    expect(routeFalse.roundTrips).toBe(3);
-    const serviceTrue = await pinnedCalls({ service: 'svc-host' }, true);
-    expect(serviceTrue.calls).toEqual(['nginx.get_var', 'nginx.get_var', 'service.set_target', 'service.request.set_header']);
-    expect(serviceTrue.roundTrips).toBe(5);
-    const serviceFalse = await pinnedCalls({ service: 'svc-host' }, false);
-    expect(serviceFalse.calls).toEqual(['nginx.get_var', 'nginx.get_var', 'service.set_target']);
-    expect(serviceFalse.roundTrips).toBe(4);
+    for (const scope of [{ route: routes.true.id }, { service: 'svc-host' }]) {
+      const kept = await pinned(scope, true);
+      expect(calls(kept)).toEqual(['nginx.get_var', 'nginx.get_var', 'service.set_target', 'service.request.set_header']);
+      expect(kept.roundTrips).toBe(5);
+      expect(kept.upstreamHost).toBe('shop.example');
+    }
+    for (const scope of [{ route: routes.false.id }, { service: 'svc-host' }]) {
+      const plain = await pinned(scope, false);
+      expect(calls(plain)).toEqual(['nginx.get_var', 'nginx.get_var', 'service.set_target']);
+      expect(plain.roundTrips).toBe(4);
+      expect(plain.upstreamHost).toBe('192.0.2.10');
+      // A Host set by a plugin before ours survives on a route without preserve_host too.
+      const rewritten = await pinned(scope, false, 'internal.shop');
+      expect(rewritten.roundTrips).toBe(5);
+      expect(rewritten.upstreamHost).toBe('internal.shop');
+    }
   });
 });
 

@@ -3,8 +3,9 @@
  * through the real plugin server served as the image serves it, and the Kong emulator's
  * model of Kong's Host handling (router, set_target, set_header, access.after): it must be
  * the Host Kong sends without the plugin. On a preserve_host route that is the client's Host
- * as sent; on any other route the plugin leaves what set_target leaves, the target host
- * without its port (README "Cost per request": why the port is not restored).
+ * as sent; where a plugin before ours set one (request-transformer), that one; on any other
+ * route the plugin leaves what set_target leaves, the target host without its port (README
+ * "Cost per request": why the port is not restored).
  * Route-bound and service-bound instances, cookie and header transports, new, pinned and
  * re-pinned requests.
  */
@@ -100,6 +101,33 @@ describe.each([
       }
     });
   }
+});
+
+describe.each([
+  ['route', false],
+  ['route', true],
+  ['service', false],
+] as Array<[Binding, boolean]>)('a Host set by a plugin before ours (request-transformer), %s-bound, preserve_host=%s', (binding, preserveHost) => {
+  it('reaches the upstream for new, pinned and re-pinned requests, as it does without the plugin', async () => {
+    const scope = binding === 'route' ? { route: ROUTES[`${preserveHost}`].id } : { service: SERVICE.id };
+    const id = kong.addPlugin({ ...scope, config: { secrets: [SECRET], cookie_name: 'sticky', targets: [A] } }).id;
+    const req = { service: SERVICE, route: ROUTES[`${preserveHost}`], headers: { host: CLIENT_HOST }, hostSetByEarlierPlugin: 'internal.shop' };
+    try {
+      const fresh = await kong.request(req, { plugin: id, log: false });
+      expect(fresh.target).toEqual({ host: '192.0.2.10', port: 8080 });
+      expect(fresh.upstreamHost).toBe('internal.shop');
+      const cookie = fresh.responseHeaders['set-cookie']![0]!.split(';')[0]!;
+      const pinned = await kong.request({ ...req, headers: { ...req.headers, cookie } }, { plugin: id, log: false });
+      expect(pinned.target).toEqual(fresh.target);
+      expect(pinned.upstreamHost).toBe('internal.shop');
+      kong.updatePlugin(id, { config: { targets: [B] } });
+      const repinned = await kong.request({ ...req, headers: { ...req.headers, cookie } }, { plugin: id, log: false });
+      expect(repinned.target).toEqual({ host: '192.0.2.11', port: 8080 });
+      expect(repinned.upstreamHost).toBe('internal.shop');
+    } finally {
+      kong.removePlugin(id);
+    }
+  });
 });
 
 describe('edge cases', () => {

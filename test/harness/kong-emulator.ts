@@ -40,6 +40,7 @@ import {
   cjsonEncode,
   serializeRecord,
   routerMatched,
+  earlierPluginsRan,
   upstreamHostHeader,
   stepMethodFor,
   type EmulatedRequest,
@@ -515,7 +516,10 @@ export class KongEmulator {
     let failed: string | undefined;
     for (const phase of ['rewrite', 'access'] as const) {
       // The router runs between the (global-only) rewrite phase and the access phase.
-      if (phase === 'access' && !ctx.exit && failed === undefined) routerMatched(ctx);
+      if (phase === 'access' && !ctx.exit && failed === undefined) {
+        routerMatched(ctx);
+        earlierPluginsRan(ctx, request);
+      }
       if (!phases.has(phase) || ctx.exit || failed !== undefined) continue;
       if (phase === 'rewrite' && !global) continue;
       const r = await this.runPhase(worker, entity, conf, phase, ctx, opts.timeoutMs);

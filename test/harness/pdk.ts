@@ -72,6 +72,12 @@ export interface EmulatedRequest {
   route?: RouteEntity | null;
   /** Port Kong listens on for this request (default 8000 for http, 8443 for https). */
   serverPort?: number;
+  /**
+   * A plugin that runs before ours in the access phase sets the upstream Host, as
+   * request-transformer (priority 801) does with `replace.headers: ["host:..."]`:
+   * kong.service.request.set_header("Host", value).
+   */
+  hostSetByEarlierPlugin?: string;
 }
 
 export type LogLevel = 'debug' | 'info' | 'notice' | 'warn' | 'err' | 'crit' | 'alert' | 'emerg';
@@ -420,6 +426,14 @@ export function routerMatched(ctx: RequestContext): void {
   if (ctx.route?.preserve_host !== true) return;
   const reqHost = kongGetHeader(ctx.headers, 'host');
   if (reqHost !== null) ctx.upstreamHostVar = reqHost;
+}
+
+/** What a plugin of higher priority did before ours (EmulatedRequest.hostSetByEarlierPlugin). */
+export function earlierPluginsRan(ctx: RequestContext, request: EmulatedRequest): void {
+  if (request.hostSetByEarlierPlugin === undefined) return;
+  // service/request.lua set_header("Host", v): $upstream_host and the downstream Host.
+  ctx.upstreamHostVar = request.hostSetByEarlierPlugin;
+  ctx.setRequestHost(request.hostSetByEarlierPlugin);
 }
 
 /**
