@@ -1,5 +1,7 @@
+import { spawnSync } from 'node:child_process';
+import { existsSync, readFileSync } from 'node:fs';
 import { afterEach, describe, expect, it } from 'vitest';
-import { LuaPatternError, luaFind, luaFindAll, luaMatches } from '../harness/lua-pattern.js';
+import { LuaPatternError, luaFind, luaFindAll, luajitPid, luaMatches } from '../harness/lua-pattern.js';
 
 // Expected values are what LuaJIT's string.find / string.match give (checked against the real
 // luajit, through the adapter).
@@ -76,6 +78,34 @@ describe('Lua patterns', () => {
     const got = luaFindAll([...pairs, ['a', '[a']]);
     expect(got.slice(0, -1).map((r) => r !== null)).toEqual(cases.map(([, , expected]) => expected));
     expect(got.at(-1)).toBeInstanceOf(LuaPatternError);
+  });
+});
+
+describe('the luajit process', () => {
+  /** Gone, or a zombie waiting for init: not running any more. */
+  const running = (pid: number): boolean => {
+    const stat = `/proc/${pid}/stat`;
+    return existsSync(stat) && !/^\d+ \(.*\) Z/.test(readFileSync(stat, 'utf8'));
+  };
+
+  it('is one long-lived process for all checks', () => {
+    luaMatches('one', 'o');
+    const pid = luajitPid();
+    expect(pid).toBeGreaterThan(0);
+    luaMatches('two', 't');
+    luaFindAll([['three', 't'], ['four', 'f']]);
+    expect(luajitPid()).toBe(pid);
+  });
+
+  it.runIf(existsSync('/proc/self/stat'))('does not outlive the process that used it', async () => {
+    const script = `import('./test/harness/lua-pattern.ts').then((m) => { m.luaMatches('a', 'a'); console.log(m.luajitPid()); });`;
+    const r = spawnSync(process.execPath, ['--import', 'tsx', '-e', script], { encoding: 'utf8', timeout: 20_000 });
+    const pid = Number(r.stdout.trim());
+    expect(pid, r.stderr).toBeGreaterThan(0);
+    // it ended by itself: neither the worker nor luajit keeps the process alive
+    expect({ status: r.status, signal: r.signal }).toEqual({ status: 0, signal: null });
+    for (let i = 0; i < 100 && running(pid); i++) await new Promise((resolve) => setTimeout(resolve, 20));
+    expect(running(pid)).toBe(false);
   });
 });
 
