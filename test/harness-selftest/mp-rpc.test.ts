@@ -8,7 +8,7 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { ConnectionPool, MpRpcClient } from '../harness/mp-rpc.js';
+import { ConnectionPool, MpRpcClient, RpcProtocolError } from '../harness/mp-rpc.js';
 import { encode, END, MsgpackReader } from '../harness/msgpack.js';
 
 type Reply = (sock: net.Socket, request: unknown[]) => void;
@@ -95,14 +95,19 @@ describe('Rpc:call failures, as Kong gets them', () => {
     expect(pool.stats()).toMatchObject({ idle: 0, busy: 0 });
   });
 
-  it('a read cut inside the answer is "no data" too, and the connection is not reused', async () => {
+  it('a read cut inside the answer raises "missing bytes" (a Lua error), and the connection is not reused', async () => {
     await listen((sock, [, msgid]) => {
       const whole = encode([1, msgid, null, { Data: 'x'.repeat(100) }]);
       sock.end(whole.subarray(0, 20));
     });
-    const out = await new MpRpcClient(pool, 1000).call('plugin.HandleEvent', []);
-    expect(out).toEqual({ msgid: 1, error: 'no data' });
-    expect(pool.stats().idle).toBe(0);
+    await expect(new MpRpcClient(pool, 1000).call('plugin.HandleEvent', [])).rejects.toThrow(new RpcProtocolError('missing bytes'));
+    expect(pool.stats()).toMatchObject({ idle: 0, busy: 0 });
+  });
+
+  it('an answer that is not msgpack raises (a Lua error), and the connection is not reused', async () => {
+    await listen((sock) => sock.write(Buffer.from([0xc1])));
+    await expect(new MpRpcClient(pool, 1000).call('plugin.HandleEvent', [])).rejects.toThrow(RpcProtocolError);
+    expect(pool.stats()).toMatchObject({ idle: 0, busy: 0 });
   });
 
   it('no answer within the timeout: "no data", and the connection is never reused', async () => {

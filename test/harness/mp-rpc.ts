@@ -14,7 +14,9 @@
  *   Rpc:call also logs as "trying to connect: <err>"; a failed `send` on a pooled connection
  *   whose peer is gone: the socket error ("broken pipe"), flagged `sendError`; a read that
  *   ends without an answer (the peer closed or reset the connection, or the harness's
- *   timeout standing in for Kong's 60 s socket timeout): "no data";
+ *   timeout standing in for Kong's 60 s socket timeout): "no data". A connection that ends
+ *   inside an object, or bytes that are not msgpack, make lua-MessagePack raise: a Lua
+ *   error (RpcProtocolError here, like Kong's asserts on the response);
  * - an idle pooled connection that the server closes, or that receives data, is dropped
  *   (nginx's keepalive close handler); at most `poolSize` idle connections are kept.
  */
@@ -296,12 +298,12 @@ export class MpRpcClient {
             timer = setTimeout(() => resolve('timeout'), Math.max(0, remaining));
           }),
         ]);
-      } catch {
-        // not msgpack: the connection is unusable, the call gets nothing
+      } catch (err) {
+        // lua-MessagePack raises on a byte it cannot unpack: a Lua error, not an RPC error
         clearTimeout(timer);
         conn.destroy();
         this.pool.release(conn);
-        return done({ msgid, error: 'no data' });
+        throw new RpcProtocolError(`msgpack: ${(err as Error).message}`);
       }
       clearTimeout(timer);
       if (msg === 'timeout') {
@@ -310,6 +312,9 @@ export class MpRpcClient {
       }
       if (msg === END) {
         this.pool.release(conn);
+        // Closed inside an object: the unpacker's unprotected read raises "missing bytes".
+        // (Told apart only before the first object; kong-pdk sends no notifications.)
+        if (reader.decoded === 0 && reader.received > 0) throw new RpcProtocolError('missing bytes');
         return done({ msgid, error: 'no data' });
       }
       const frame = Array.isArray(msg) ? msg : [msg];

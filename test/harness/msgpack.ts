@@ -102,6 +102,8 @@ export class MsgpackReader {
   private readonly objects: AsyncGenerator<unknown, void, unknown>;
   /** Bytes pushed so far. */
   received = 0;
+  /** Objects yielded so far. */
+  decoded = 0;
 
   constructor() {
     this.objects = decodeMultiStream(this.source(), { extensionCodec: NO_EXT });
@@ -138,6 +140,8 @@ export class MsgpackReader {
   /** The next complete object, or END; rejects on bytes that are not msgpack. */
   async next(): Promise<unknown> {
     const r = await this.objects.next();
-    return r.done ? END : r.value;
+    if (r.done) return END;
+    this.decoded++;
+    return r.value;
   }
 }
