@@ -193,19 +193,50 @@ describe('what the upstream gets', () => {
 });
 
 describe('plugin server down', () => {
-  it('fails open while the server is gone, then recovers once Kong respawned it', async () => {
+  const logged = (r: { logs: ReadonlyArray<{ level: string; message: string }> }) => r.logs.map((l) => [l.level, l.message]);
+
+  it('fails open with a connect error once the server is gone, then recovers once Kong respawned it', async () => {
     await kong.request({}, { worker: 0 });
+    expect(kong.poolStats(0).idle).toBeGreaterThan(0);
     await kong.killServer();
+    // nginx dropped the pooled connections the dead server closed: the next call connects anew
+    expect(kong.poolStats(0).idle).toBe(0);
     const down = await kong.request({}, { worker: 0 });
     expect(down.status).toBe(200);
     expect(down.target).toBeUndefined();
-    // Refused on a new connection; "no data" when a pooled connection was cut by the kill.
-    expect(down.error).toMatch(/connection refused|no such file|no data/);
-    expect(down.logs).toContainEqual(expect.objectContaining({ level: 'err', message: expect.stringMatching(/^trying to connect: /) }));
+    // SIGKILL leaves the socket file (refused) until the respawning server replaces it (absent)
+    expect(down.error).toMatch(/^(connection refused|no such file or directory)$/);
+    expect(down.rpc).toEqual([{ method: 'plugin.HandleEvent', msgid: expect.any(Number), error: down.error }]);
+    // mp_rpc: Rpc:call logs the failed connect, handle_event logs the error it returned
+    expect(logged(down)).toEqual([
+      ['err', `trying to connect: ${down.error as string}`],
+      ['err', down.error],
+    ]);
     await kong.waitForServer();
     const up = await kong.request({}, { worker: 0 });
     expect(up.target).toBeDefined();
     expect(up.rpc[0]?.error).toMatch(/no plugin instance/);
+  });
+
+  it('reads "no data" when the server dies while a pooled connection waits for its answer', async () => {
+    const warm = await kong.request({}, { worker: 0 });
+    expect(warm.target).toBeDefined();
+    const before = kong.poolStats(0);
+    expect(before.idle).toBeGreaterThan(0);
+    // A stopped server still accepts the request into its socket buffer but never answers.
+    process.kill(kong.serverPid as number, 'SIGSTOP');
+    const pending = kong.request({}, { worker: 0 });
+    for (let i = 0; i < 200 && kong.poolStats(0).busy === 0; i++) await new Promise((r) => setTimeout(r, 5));
+    expect(kong.poolStats(0)).toMatchObject({ busy: 1, connects: before.connects, reuses: before.reuses + 1 });
+    await kong.killServer();
+    const cut = await pending;
+    expect(cut.status).toBe(200);
+    expect(cut.target).toBeUndefined();
+    expect(cut.hung).toBeUndefined();
+    expect(cut.rpc).toEqual([{ method: 'plugin.HandleEvent', msgid: expect.any(Number), error: 'no data' }]);
+    expect(logged(cut)).toEqual([['err', 'no data']]);
+    await kong.waitForServer();
+    expect((await kong.request({}, { worker: 0 })).target).toBeDefined();
   });
 });
 

@@ -29,7 +29,7 @@ import {
 } from './dockerfile.js';
 import { checkPluginSchema, processPluginConfig, removeNulls, KongSchemaError } from './kong-schema.js';
 import { EMPTY_MAP } from './msgpack.js';
-import { ConnectionPool, MpRpcClient, RpcProtocolError, type RpcOutcome } from './mp-rpc.js';
+import { ConnectionPool, MpRpcClient, RpcProtocolError, type PoolStats, type RpcOutcome } from './mp-rpc.js';
 import {
   callPdk,
   ExitSignal,
@@ -654,6 +654,7 @@ export class KongEmulator {
       rec.hung = true;
     }
     rec.rpc.push(r);
+    // Rpc:call logs only a failed connect itself; every error is then logged by handle_event.
     if (out.connectError) this.log({ level: 'err', message: `trying to connect: ${out.error}`, source: 'kong', phase: rec.phase }, worker, rec);
     return out;
   }
@@ -846,12 +847,16 @@ export class KongEmulator {
   }
 
   /**
-   * Kills the plugin server (a crash, an OOM kill) and resolves once it is dead, without
-   * waiting for the respawn: until Kong's timer has restarted it (at once, or 1 s after the
-   * previous start) and it listens, calls fail to connect and requests fail open.
+   * Kills the plugin server (a crash, an OOM kill) and resolves once it is dead and every
+   * worker has dropped its idle connections to it (nginx's keepalive close handler runs as
+   * soon as the peer is gone), without waiting for the respawn: until Kong's timer has
+   * restarted it (at once, or 1 s after the previous start) and it listens, calls fail to
+   * connect and requests fail open. A call in flight at the kill reads "no data".
    */
   async killServer(signal: NodeJS.Signals = 'SIGKILL'): Promise<void> {
     await this.server.kill(signal);
+    const drained = await Promise.all(this.workers.map((w) => w.pool.idleDrained(2000)));
+    if (drained.includes(false)) throw new HarnessError('harness: idle connections to the killed plugin server did not close');
   }
 
   /** Waits until the (respawned) plugin server accepts connections again. */
@@ -899,7 +904,7 @@ export class KongEmulator {
   }
 
   /** Socket connections opened and reused by a worker's keepalive pool. */
-  poolStats(worker = 0): { connects: number; reuses: number; idle: number } {
+  poolStats(worker = 0): PoolStats {
     return this.worker(worker).pool.stats();
   }
 }

@@ -15,8 +15,8 @@
  *
  * Types: string, number, integer, boolean, array, set, map, record. Validators: eq, ne,
  * one_of, not_one_of, gt, between, timestamp, uuid, is_regex (PCRE2, as Kong), len_eq,
- * len_min, len_max (strings: bytes), starts_with, match, not_match,
- * match_all, match_none, match_any (Lua patterns), contains. `referenceable` strings that
+ * len_min, len_max (strings: bytes), starts_with, match, not_match, match_all, match_none,
+ * match_any (Lua patterns, run by the real luajit), contains. `referenceable` strings that
  * look like `{vault://...}` skip the validators (nothing is resolved). A record's
  * entity_checks: mutually_exclusive_sets. Not supported (refused loudly): foreign, function,
  * json types, custom_validator, other entity checks, shorthand_fields,

@@ -1,329 +1,194 @@
 /**
- * Lua 5.1 patterns (string.find / string.match), as Kong's schema `match`, `not_match`,
- * `match_all`, `match_none` and `match_any` validators use them (`value:match(pattern)`).
+ * Lua patterns, as Kong's schema `match`, `not_match`, `match_all`, `match_none` and
+ * `match_any` validators use them (`value:match(pattern)`), evaluated by the real thing:
+ * `string.find` in a `luajit` process (Kong runs on LuaJIT; Debian package `luajit`; the
+ * binary is `$LUAJIT` if set). Lua works on bytes: strings go over as UTF-8, positions come
+ * back as byte offsets.
  *
- * Supported: `.`, `%a %c %d %g %l %p %s %u %w %x` and their upper-case complements, `%`
- * escapes of any non-alphanumeric character, sets `[...]` / `[^...]` with ranges and
- * classes, quantifiers `* + - ?`, anchors `^` (pattern start) and `$` (pattern end),
- * captures `(...)` and `()`, back-references `%1`..`%9`, `%bxy` and `%f[set]`.
- * Lua works on bytes: strings are matched on their UTF-8 bytes, classes are the C locale's.
+ * The schema validator is synchronous and may check thousands of values (a config storm),
+ * so one luajit per check (~2-5 ms a spawn) is too slow: one long-lived luajit answers a
+ * line protocol, driven from a worker thread that the caller waits for with Atomics.wait
+ * (~0.1 ms a check). The worker is unref'd; luajit exits on EOF of its stdin, which the OS
+ * closes with this process whichever way it ends, so nothing is left behind.
  */
+import { MessageChannel, receiveMessageOnPort, Worker, type MessagePort } from 'node:worker_threads';
 
 export class LuaPatternError extends Error {
   override name = 'LuaPatternError';
 }
 
-const L_ESC = 37; // '%'
-const MAXCCALLS = 200;
+export const luajitMissing = (bin: string): string =>
+  `${bin} not found: the harness evaluates Kong schema patterns (match, not_match, ...) with ` +
+  "LuaJIT's string.find, as Kong does. Install it: `apt-get install -y luajit` (Debian/Ubuntu), " +
+  '`brew install luajit` (macOS), or point LUAJIT at the binary.';
 
-function isalpha(c: number): boolean {
-  return (c >= 65 && c <= 90) || (c >= 97 && c <= 122);
-}
-function isdigit(c: number): boolean {
-  return c >= 48 && c <= 57;
-}
-function islower(c: number): boolean {
-  return c >= 97 && c <= 122;
-}
-function isupper(c: number): boolean {
-  return c >= 65 && c <= 90;
-}
-function isspace(c: number): boolean {
-  return c === 32 || (c >= 9 && c <= 13);
-}
-function iscntrl(c: number): boolean {
-  return c < 32 || c === 127;
-}
-function ispunct(c: number): boolean {
-  return c >= 33 && c <= 126 && !isalpha(c) && !isdigit(c);
-}
-function isxdigit(c: number): boolean {
-  return isdigit(c) || (c >= 97 && c <= 102) || (c >= 65 && c <= 70);
-}
-function isgraph(c: number): boolean {
-  return c >= 33 && c <= 126;
-}
+export type LuaFindResult = { start: number; end: number } | null;
+type Outcome = LuaFindResult | LuaPatternError;
 
-function matchClass(c: number, cl: number): boolean {
-  let res: boolean;
-  const lower = cl | 0x20;
-  switch (lower) {
-    case 97: // a
-      res = isalpha(c);
-      break;
-    case 99: // c
-      res = iscntrl(c);
-      break;
-    case 100: // d
-      res = isdigit(c);
-      break;
-    case 103: // g
-      res = isgraph(c);
-      break;
-    case 108: // l
-      res = islower(c);
-      break;
-    case 112: // p
-      res = ispunct(c);
-      break;
-    case 115: // s
-      res = isspace(c);
-      break;
-    case 117: // u
-      res = isupper(c);
-      break;
-    case 119: // w
-      res = isalpha(c) || isdigit(c);
-      break;
-    case 120: // x
-      res = isxdigit(c);
-      break;
-    default:
-      return cl === c;
+// Per check: a line "<subject bytes> <pattern bytes>", then both, back to back. Answer: one
+// line, "<start> <end>" (1-based, inclusive), "nil", or "error <message>".
+// (io.read(0) would wait for the next byte: empty strings are not read.)
+const LUA_SERVER = `
+local function take(n)
+  if n == 0 then return '' end
+  return io.read(n) or ''
+end
+while true do
+  local header = io.read('*l')
+  if not header then break end
+  local ls, lp = header:match('^(%d+) (%d+)$')
+  local s = take(tonumber(ls))
+  local p = take(tonumber(lp))
+  local ok, a, b = pcall(string.find, s, p)
+  if not ok then io.write('error ', (tostring(a):gsub('\\n', ' ')), '\\n')
+  elseif a then io.write(a, ' ', b, '\\n')
+  else io.write('nil\\n') end
+  io.flush()
+end
+`;
+
+// The worker owns luajit (async I/O); each request { input, n } is answered with n lines, or
+// an error, posted on the port and signalled through the shared flag.
+const WORKER = `
+const { spawn } = require('node:child_process');
+const { bin, script, shared, port } = require('node:worker_threads').workerData;
+const flag = new Int32Array(shared);
+let child = null;
+let failure = null;
+let stderr = '';
+let pending = '';
+let waiting = null;
+function reply(msg) {
+  port.postMessage(msg);
+  Atomics.store(flag, 0, 1);
+  Atomics.notify(flag, 0);
+}
+function fail(text) {
+  failure = failure || text;
+  child = null;
+  if (waiting) {
+    waiting = null;
+    reply({ error: failure });
   }
-  return isupper(cl) ? !res : res;
 }
-
-interface Capture {
-  start: number;
-  /** -1: still open; -2: position capture */
-  len: number;
-}
-
-class Matcher {
-  private depth = 0;
-  readonly caps: Capture[] = [];
-
-  constructor(
-    readonly s: Uint8Array,
-    readonly p: Uint8Array,
-  ) {}
-
-  private classEnd(pi: number): number {
-    const p = this.p;
-    let i = pi;
-    const c = p[i++] as number;
-    if (c === L_ESC) {
-      if (i >= p.length) throw new LuaPatternError('malformed pattern (ends with \'%\')');
-      return i + 1;
-    }
-    if (c === 91) {
-      // '['
-      if (p[i] === 94) i++; // '^'
-      // look for a ']'
-      do {
-        if (i >= p.length) throw new LuaPatternError("malformed pattern (missing ']')");
-        const cc = p[i++] as number;
-        if (cc === L_ESC && i < p.length) i++;
-      } while (p[i] !== 93);
-      return i + 1;
-    }
-    return i;
-  }
-
-  private matchBracketClass(c: number, pi: number, ec: number): boolean {
-    // pi points at '[', ec at the closing ']'
-    const p = this.p;
-    let sig = true;
-    let i = pi + 1;
-    if (p[i] === 94) {
-      sig = false;
-      i++;
-    }
-    while (i < ec) {
-      const pc = p[i] as number;
-      if (pc === L_ESC) {
-        i++;
-        if (matchClass(c, p[i] as number)) return sig;
-        i++;
-      } else if (p[i + 1] === 45 && i + 2 < ec) {
-        // range a-z
-        if ((p[i] as number) <= c && c <= (p[i + 2] as number)) return sig;
-        i += 3;
-      } else {
-        if (pc === c) return sig;
-        i++;
+function start() {
+  child = spawn(bin, ['-e', script], { stdio: ['pipe', 'pipe', 'pipe'] });
+  Atomics.store(flag, 1, child.pid || 0);
+  child.on('error', (err) => fail(err.code === 'ENOENT' ? 'ENOENT' : String(err)));
+  child.on('exit', (code, signal) => fail('luajit exited with ' + (signal || code) + ': ' + stderr));
+  child.stdin.on('error', () => {});
+  child.stderr.setEncoding('utf8');
+  child.stderr.on('data', (d) => (stderr += d));
+  child.stdout.setEncoding('utf8');
+  child.stdout.on('data', (d) => {
+    pending += d;
+    let i;
+    while (waiting && (i = pending.indexOf('\\n')) >= 0) {
+      waiting.lines.push(pending.slice(0, i));
+      pending = pending.slice(i + 1);
+      if (waiting.lines.length === waiting.n) {
+        const lines = waiting.lines;
+        waiting = null;
+        reply({ lines });
       }
     }
-    return !sig;
-  }
+  });
+}
+port.on('message', ({ input, n }) => {
+  if (failure) return reply({ error: failure });
+  if (!child) start();
+  waiting = { n, lines: [] };
+  child.stdin.write(Buffer.from(input));
+});
+`;
 
-  private singleMatch(si: number, pi: number, ep: number): boolean {
-    if (si >= this.s.length) return false;
-    const c = this.s[si] as number;
-    const pc = this.p[pi] as number;
-    switch (pc) {
-      case 46: // '.'
-        return true;
-      case L_ESC:
-        return matchClass(c, this.p[pi + 1] as number);
-      case 91: // '['
-        return this.matchBracketClass(c, pi, ep - 1);
-      default:
-        return pc === c;
-    }
-  }
+const ANSWER_TIMEOUT_MS = 15_000;
 
-  private matchBalance(si: number, pi: number): number {
-    const p = this.p;
-    if (pi + 1 >= p.length) throw new LuaPatternError('malformed pattern (missing arguments to \'%b\')');
-    const s = this.s;
-    if (si >= s.length || s[si] !== p[pi]) return -1;
-    const b = p[pi] as number;
-    const e = p[pi + 1] as number;
-    let cont = 1;
-    let i = si + 1;
-    while (i < s.length) {
-      const c = s[i] as number;
-      if (c === e) {
-        if (--cont === 0) return i + 1;
-      } else if (c === b) cont++;
-      i++;
-    }
-    return -1;
-  }
-
-  private maxExpand(si: number, pi: number, ep: number): number {
-    let i = 0;
-    while (this.singleMatch(si + i, pi, ep)) i++;
-    while (i >= 0) {
-      const r = this.doMatch(si + i, ep + 1);
-      if (r !== -1) return r;
-      i--;
-    }
-    return -1;
-  }
-
-  private minExpand(si: number, pi: number, ep: number): number {
-    for (;;) {
-      const r = this.doMatch(si, ep + 1);
-      if (r !== -1) return r;
-      if (this.singleMatch(si, pi, ep)) si++;
-      else return -1;
-    }
-  }
-
-  private startCapture(si: number, pi: number, len: number): number {
-    this.caps.push({ start: si, len });
-    const r = this.doMatch(si, pi);
-    if (r === -1) this.caps.pop();
-    return r;
-  }
-
-  private endCapture(si: number, pi: number): number {
-    let l = -1;
-    for (let i = this.caps.length - 1; i >= 0; i--) {
-      if ((this.caps[i] as Capture).len === -1) {
-        l = i;
-        break;
-      }
-    }
-    if (l < 0) throw new LuaPatternError('invalid pattern capture');
-    const cap = this.caps[l] as Capture;
-    cap.len = si - cap.start;
-    const r = this.doMatch(si, pi);
-    if (r === -1) cap.len = -1;
-    return r;
-  }
-
-  private matchCapture(si: number, l: number): number {
-    const idx = l - 49; // '1' -> 0
-    const cap = this.caps[idx];
-    if (!cap || cap.len === -1) throw new LuaPatternError('invalid capture index');
-    const len = cap.len;
-    if (len < 0) throw new LuaPatternError('invalid capture index');
-    if (this.s.length - si >= len) {
-      for (let k = 0; k < len; k++) if (this.s[cap.start + k] !== this.s[si + k]) return -1;
-      return si + len;
-    }
-    return -1;
-  }
-
-  doMatch(si: number, pi: number): number {
-    if (++this.depth > MAXCCALLS * 50) throw new LuaPatternError('pattern too complex');
-    try {
-      const p = this.p;
-      for (;;) {
-        if (pi >= p.length) return si;
-        const pc = p[pi] as number;
-        if (pc === 40) {
-          // '('
-          if (p[pi + 1] === 41) return this.startCapture(si, pi + 2, -2);
-          return this.startCapture(si, pi + 1, -1);
-        }
-        if (pc === 41) return this.endCapture(si, pi + 1); // ')'
-        if (pc === 36 && pi + 1 === p.length) return si === this.s.length ? si : -1; // '$' at end
-        if (pc === L_ESC) {
-          const nc = p[pi + 1];
-          if (nc === 98) {
-            // %b
-            si = this.matchBalance(si, pi + 2);
-            if (si === -1) return -1;
-            pi += 4;
-            continue;
-          }
-          if (nc === 102) {
-            // %f[set]
-            pi += 2;
-            if (p[pi] !== 91) throw new LuaPatternError("missing '[' after '%f' in pattern");
-            const ep = this.classEnd(pi);
-            const prev = si === 0 ? 0 : (this.s[si - 1] as number);
-            const cur = si < this.s.length ? (this.s[si] as number) : 0;
-            if (!this.matchBracketClass(prev, pi, ep - 1) && this.matchBracketClass(cur, pi, ep - 1)) {
-              pi = ep;
-              continue;
-            }
-            return -1;
-          }
-          if (nc !== undefined && isdigit(nc)) {
-            si = this.matchCapture(si, nc);
-            if (si === -1) return -1;
-            pi += 2;
-            continue;
-          }
-        }
-        const ep = this.classEnd(pi);
-        const m = this.singleMatch(si, pi, ep);
-        const q = p[ep];
-        if (q === 63) {
-          // '?'
-          if (m) {
-            const r = this.doMatch(si + 1, ep + 1);
-            if (r !== -1) return r;
-          }
-          pi = ep + 1;
-          continue;
-        }
-        if (q === 43) return m ? this.maxExpand(si + 1, pi, ep) : -1; // '+'
-        if (q === 42) return this.maxExpand(si, pi, ep); // '*'
-        if (q === 45) return this.minExpand(si, pi, ep); // '-'
-        if (!m) return -1;
-        si++;
-        pi = ep;
-      }
-    } finally {
-      this.depth--;
-    }
-  }
+interface Bridge {
+  readonly bin: string;
+  readonly worker: Worker;
+  readonly port: MessagePort;
+  readonly flag: Int32Array;
 }
 
-const enc = new TextEncoder();
+let bridge: Bridge | null = null;
+
+function bridgeFor(bin: string): Bridge {
+  if (bridge?.bin === bin) return bridge;
+  if (bridge) {
+    bridge.port.close();
+    void bridge.worker.terminate();
+  }
+  // [0]: answer-ready flag, [1]: luajit's pid
+  const shared = new SharedArrayBuffer(8);
+  const { port1, port2 } = new MessageChannel();
+  const worker = new Worker(WORKER, {
+    eval: true,
+    workerData: { bin, script: LUA_SERVER, shared, port: port2 },
+    transferList: [port2],
+  });
+  worker.unref();
+  port1.unref();
+  bridge = { bin, worker, port: port1, flag: new Int32Array(shared) };
+  return bridge;
+}
+
+/** Sends the checks to luajit and blocks until its n answer lines are back. */
+function askLuajit(input: Buffer, n: number): string[] {
+  const bin = process.env.LUAJIT || 'luajit';
+  const b = bridgeFor(bin);
+  Atomics.store(b.flag, 0, 0);
+  b.port.postMessage({ input, n });
+  if (Atomics.wait(b.flag, 0, 0, ANSWER_TIMEOUT_MS) === 'timed-out') {
+    throw new Error(`${bin} gave no answer within ${ANSWER_TIMEOUT_MS} ms`);
+  }
+  const msg = receiveMessageOnPort(b.port)?.message as { lines?: string[]; error?: string } | undefined;
+  if (!msg) throw new Error(`${bin}: no answer from the luajit worker`);
+  if (msg.error === 'ENOENT') throw new Error(luajitMissing(bin));
+  if (msg.error !== undefined) throw new Error(msg.error);
+  return msg.lines as string[];
+}
+
+/** The pid of the luajit answering this process's checks, once one was started. */
+export function luajitPid(): number | undefined {
+  return bridge ? Atomics.load(bridge.flag, 1) || undefined : undefined;
+}
+
+const cache = new Map<string, Outcome>();
+const keyOf = (s: string, pattern: string): string => JSON.stringify([s, pattern]);
+
+function parse(line: string): Outcome {
+  if (line === 'nil') return null;
+  if (line.startsWith('error ')) return new LuaPatternError(line.slice('error '.length));
+  const [a, b] = line.split(' ').map(Number) as [number, number];
+  return { start: a - 1, end: b };
+}
 
 /**
- * `string.find(s, pattern)`: the 0-based byte range of the first match, or null.
+ * `string.find(s, pattern)` for each pair, in one exchange with luajit for those not
+ * cached: the 0-based byte range `[start, end)` of the first match, null, or Lua's error.
  */
-export function luaFind(s: string, pattern: string): { start: number; end: number } | null {
-  const sb = enc.encode(s);
-  let pb = enc.encode(pattern);
-  const anchored = pb[0] === 94; // '^'
-  if (anchored) pb = pb.subarray(1);
-  for (let start = 0; start <= sb.length; start++) {
-    const m = new Matcher(sb, pb);
-    const end = m.doMatch(start, 0);
-    if (end !== -1) return { start, end };
-    if (anchored) break;
+export function luaFindAll(pairs: ReadonlyArray<readonly [string, string]>): Outcome[] {
+  const missing = [...new Map(pairs.map(([s, p]) => [keyOf(s, p), [s, p] as const])).entries()].filter(([k]) => !cache.has(k));
+  if (missing.length > 0) {
+    const input = Buffer.concat(
+      missing.flatMap(([, [s, p]]) => {
+        const sb = Buffer.from(s, 'utf8');
+        const pb = Buffer.from(p, 'utf8');
+        return [Buffer.from(`${sb.length} ${pb.length}\n`), sb, pb];
+      }),
+    );
+    const lines = askLuajit(input, missing.length);
+    missing.forEach(([k], i) => cache.set(k, parse(lines[i] as string)));
   }
-  return null;
+  return pairs.map(([s, p]) => cache.get(keyOf(s, p)) as Outcome);
+}
+
+/** `string.find(s, pattern)`: the 0-based byte range of the first match, or null; throws a malformed pattern's error. */
+export function luaFind(s: string, pattern: string): LuaFindResult {
+  const out = luaFindAll([[s, pattern]])[0] as Outcome;
+  if (out instanceof LuaPatternError) throw new LuaPatternError(out.message);
+  return out;
 }
 
 /** `s:match(pattern) ~= nil` */

@@ -3,20 +3,26 @@
  *
  * - every call takes a connection to the unix socket from the worker's keepalive pool
  *   (cosocket `connect` reuses an idle one, LIFO, else opens one), sends ONE request
- *   `[0, msgid, method, args]`, reads msgpack objects until the response
- *   `[1, msgid, err, result]` (notifications `[2, label, args]` are skipped), asserts the
- *   msgid, and puts the connection back (`setkeepalive`): never two requests in flight on
- *   one connection;
+ *   `[0, msgid, method, args]`, reads msgpack objects with a fresh unpacker until the
+ *   response `[1, msgid, err, result]` (notifications `[2, label, args]` are skipped),
+ *   asserts the msgid, and puts the connection back (`setkeepalive`): never two requests in
+ *   flight on one connection;
  * - msgid is a per-client counter starting at 1;
- * - an error string in the response is returned as `{error}`; a failed connect as
- *   `{error, connectError}` (Kong logs "trying to connect: ..."); a read that ends without
- *   an answer (closed, or the harness's timeout standing in for Kong's 60 s socket
- *   timeout) as `{error: "no data"}`;
+ * - what Kong gets back, and logs (handle_event logs every error with `kong.log.err`):
+ *   an error string in the response: that string; a failed `connect`: the socket error
+ *   ("connection refused", "no such file or directory"), flagged `connectError`, which
+ *   Rpc:call also logs as "trying to connect: <err>"; a failed `send` on a pooled connection
+ *   whose peer is gone: the socket error ("broken pipe"), flagged `sendError`; a read that
+ *   ends without an answer (the peer closed or reset the connection, or the harness's
+ *   timeout standing in for Kong's 60 s socket timeout): "no data". A connection that ends
+ *   inside an object, or bytes that are not msgpack, make lua-MessagePack raise: a Lua
+ *   error (RpcProtocolError here, like Kong's asserts on the response);
  * - an idle pooled connection that the server closes, or that receives data, is dropped
  *   (nginx's keepalive close handler); at most `poolSize` idle connections are kept.
  */
 import net from 'node:net';
-import { encode, StreamDecoder } from './msgpack.js';
+import util from 'node:util';
+import { encode, END, MsgpackReader } from './msgpack.js';
 
 export class RpcProtocolError extends Error {
   override name = 'RpcProtocolError';
@@ -27,91 +33,70 @@ export interface RpcOutcome {
   result?: unknown;
   /** The error string, as Kong would get it back from Rpc:call. */
   error?: string;
+  /** `connect` failed: Kong logged "trying to connect: <error>". */
   connectError?: boolean;
+  /** `send` failed on a pooled connection. */
+  sendError?: boolean;
   /** No answer within the timeout. */
   timedOut?: boolean;
   msgid: number;
 }
 
-type Waiter = (msg: unknown[] | null) => void;
-
 class PooledConnection {
   readonly socket: net.Socket;
-  private readonly decoder = new StreamDecoder();
-  private readonly inbox: unknown[][] = [];
-  private waiter: Waiter | null = null;
+  private reader: MsgpackReader | null = null;
   closed = false;
-  /** Set while idle in the pool. */
+  /** Bytes arrived while no call was reading: never reused. */
+  stray = false;
+  /** Set while idle in the pool (or retired). */
   onIdleEvent: (() => void) | null = null;
 
   constructor(socket: net.Socket) {
     this.socket = socket;
     socket.on('data', (chunk: Buffer) => {
-      let objects: unknown[];
-      try {
-        objects = this.decoder.push(chunk);
-      } catch {
-        this.destroy();
-        return;
-      }
-      for (const o of objects) {
-        this.inbox.push(Array.isArray(o) ? o : [o]);
-      }
       if (this.onIdleEvent) {
         this.onIdleEvent();
         return;
       }
-      this.flush();
+      if (this.reader) this.reader.push(chunk);
+      else this.stray = true;
     });
-    const closed = (): void => {
+    socket.on('close', () => {
       this.closed = true;
+      this.reader?.end();
       if (this.onIdleEvent) this.onIdleEvent();
-      this.flush();
-    };
-    socket.on('close', closed);
+    });
     socket.on('error', () => {
-      /* surfaced through 'close' */
+      /* a reset ends the read like a close: surfaced through 'close' */
     });
   }
 
-  private flush(): void {
-    if (!this.waiter) return;
-    const next = this.inbox.shift();
-    if (next) {
-      const w = this.waiter;
-      this.waiter = null;
-      w(next);
-    } else if (this.closed) {
-      const w = this.waiter;
-      this.waiter = null;
-      w(null);
-    }
+  /** Kong's per-call `mp_unpacker` over `receiveany`: a fresh decoder for what comes next. */
+  startReading(): MsgpackReader {
+    this.reader?.end();
+    const reader = new MsgpackReader();
+    this.reader = reader;
+    if (this.closed) reader.end();
+    return reader;
   }
 
-  /** Next decoded object, or null when the connection closed first. */
-  next(): Promise<unknown[] | null> {
+  /** Done with this call's unpacker; bytes it held that made no object are dropped with it. */
+  stopReading(): void {
+    this.reader?.end();
+    this.reader = null;
+  }
+
+  /** `c:send()`: resolves with nothing, or the error text the cosocket returns. */
+  send(buf: Buffer): Promise<string | undefined> {
+    if (this.closed) return Promise.resolve('closed');
     return new Promise((resolve) => {
-      this.waiter = resolve;
-      this.flush();
+      this.socket.write(buf, (err) => resolve(err ? socketErrorText(err) : undefined));
     });
-  }
-
-  cancelWait(): void {
-    this.waiter = null;
-  }
-
-  get hasBufferedData(): boolean {
-    return this.inbox.length > 0 || this.decoder.buffered > 0;
-  }
-
-  write(buf: Buffer): boolean {
-    if (this.closed) return false;
-    this.socket.write(buf);
-    return true;
   }
 
   destroy(): void {
     this.closed = true;
+    this.reader?.end();
     this.socket.destroy();
   }
 }
@@ -120,6 +105,8 @@ export interface PoolStats {
   connects: number;
   reuses: number;
   idle: number;
+  /** Connections a call is using right now (its request sent or about to be). */
+  busy: number;
 }
 
 /** One worker's cosocket keepalive pool for the plugin server's socket. */
@@ -139,7 +126,7 @@ export class ConnectionPool {
     while (this.idle.length) {
       const c = this.idle.pop() as PooledConnection;
       c.onIdleEvent = null;
-      if (c.closed || c.hasBufferedData) {
+      if (c.closed || c.stray) {
         c.destroy();
         continue;
       }
@@ -160,7 +147,7 @@ export class ConnectionPool {
       });
       s.once('error', (err: NodeJS.ErrnoException) => {
         clearTimeout(timer);
-        reject(new Error(connectErrorText(err)));
+        reject(new Error(socketErrorText(err)));
       });
     });
     this.connects++;
@@ -172,7 +159,8 @@ export class ConnectionPool {
   /** setkeepalive(): back to the idle pool, unless it is unusable. */
   release(c: PooledConnection): void {
     this.busy.delete(c);
-    if (c.closed || c.hasBufferedData) {
+    c.stopReading();
+    if (c.closed || c.stray) {
       c.destroy();
       return;
     }
@@ -197,13 +185,26 @@ export class ConnectionPool {
    */
   retire(c: PooledConnection): void {
     this.busy.delete(c);
-    c.cancelWait();
+    c.stopReading();
     this.retired.add(c);
     c.onIdleEvent = () => {
       this.retired.delete(c);
       c.onIdleEvent = null;
       c.destroy();
     };
+  }
+
+  /**
+   * Resolves once every idle connection has been closed by its peer and dropped, as nginx's
+   * close handler does on its next event-loop turn after the server died (false on timeout).
+   */
+  async idleDrained(timeoutMs: number): Promise<boolean> {
+    const deadline = Date.now() + timeoutMs;
+    while (this.idle.length > 0) {
+      if (Date.now() > deadline) return false;
+      await new Promise((resolve) => setTimeout(resolve, 5));
+    }
+    return true;
   }
 
   /** Drops every idle connection (e.g. after the server was restarted). */
@@ -223,21 +224,21 @@ export class ConnectionPool {
   }
 
   stats(): PoolStats {
-    return { connects: this.connects, reuses: this.reuses, idle: this.idle.length };
+    return { connects: this.connects, reuses: this.reuses, idle: this.idle.length, busy: this.busy.size };
   }
 }
 
-function connectErrorText(err: NodeJS.ErrnoException): string {
-  switch (err.code) {
-    case 'ENOENT':
-      return 'no such file or directory';
-    case 'ECONNREFUSED':
-      return 'connection refused';
-    case 'EACCES':
-      return 'permission denied';
-    default:
-      return err.message;
+/** The text a cosocket returns for a socket error: strerror, lower-cased (as lua-nginx-module). */
+function socketErrorText(err: NodeJS.ErrnoException): string {
+  if (err.code === 'ERR_STREAM_DESTROYED') return 'closed';
+  if (typeof err.errno === 'number') {
+    try {
+      return util.getSystemErrorMessage(err.errno);
+    } catch {
+      /* not a system errno */
+    }
   }
+  return err.message;
 }
 
 export interface RpcCallRecord {
@@ -276,40 +277,60 @@ export class MpRpcClient {
     } catch (err) {
       return done({ msgid, error: (err as Error).message, connectError: true });
     }
-    conn.write(encode([0, msgid, method, args]));
+    const reader = conn.startReading();
+    const sendError = await conn.send(encode([0, msgid, method, args]));
+    if (sendError !== undefined) {
+      // setkeepalive() on a failed connection closes it
+      conn.destroy();
+      this.pool.release(conn);
+      return done({ msgid, error: sendError, sendError: true });
+    }
 
     const deadline = started + timeoutMs;
     for (;;) {
       const remaining = deadline - Date.now();
       let timer: NodeJS.Timeout | undefined;
-      const msg = await Promise.race([
-        conn.next(),
-        new Promise<'timeout'>((resolve) => {
-          timer = setTimeout(() => resolve('timeout'), Math.max(0, remaining));
-        }),
-      ]);
+      let msg: unknown;
+      try {
+        msg = await Promise.race([
+          reader.next(),
+          new Promise<'timeout'>((resolve) => {
+            timer = setTimeout(() => resolve('timeout'), Math.max(0, remaining));
+          }),
+        ]);
+      } catch (err) {
+        // lua-MessagePack raises on a byte it cannot unpack: a Lua error, not an RPC error
+        clearTimeout(timer);
+        conn.destroy();
+        this.pool.release(conn);
+        throw new RpcProtocolError(`msgpack: ${(err as Error).message}`);
+      }
       clearTimeout(timer);
       if (msg === 'timeout') {
         this.pool.retire(conn);
         return done({ msgid, error: 'no data', timedOut: true });
       }
-      if (msg === null) {
+      if (msg === END) {
         this.pool.release(conn);
+        // Closed inside an object: the unpacker's unprotected read raises "missing bytes".
+        // (Told apart only before the first object; kong-pdk sends no notifications.)
+        if (reader.decoded === 0 && reader.received > 0) throw new RpcProtocolError('missing bytes');
         return done({ msgid, error: 'no data' });
       }
-      if (msg[0] === 2) continue; // notification: [2, label, args]
-      if (msg[0] !== 1) {
+      const frame = Array.isArray(msg) ? msg : [msg];
+      if (frame[0] === 2) continue; // notification: [2, label, args]
+      if (frame[0] !== 1) {
         this.pool.release(conn);
         throw new RpcProtocolError('RPC response expected from Go plugin server');
       }
-      if (msg[1] !== msgid) {
+      if (frame[1] !== msgid) {
         this.pool.release(conn);
         throw new RpcProtocolError('unexpected RPC response ID from Go plugin server');
       }
       this.pool.release(conn);
-      const err = msg[2];
+      const err = frame[2];
       if (err !== null && err !== undefined) return done({ msgid, error: String(err) });
-      const result = msg[3];
+      const result = frame[3];
       return done(result === null || result === undefined ? { msgid } : { msgid, result });
     }
   }
