@@ -10,7 +10,7 @@ import type { KongPdk } from './kong-pdk.js';
 import { log } from './log.js';
 import type { TokenCodec } from './token.js';
 import { setTargetKeepingHost } from './upstream-host.js';
-import { decisionLogger, ensureObservability, logDecision, observeDecision } from './observability/index.js';
+import { decisionLogger, ensureObservability, logDecision, metricsOn, observeDecision } from './observability/index.js';
 
 /**
  * Unpatched, kong-pdk never tells a plugin instance it was closed (kong-pdk-close.ts makes
@@ -41,7 +41,11 @@ export class StickySession {
     // The closure and the finalizer's cleanup must not reach `this`: a cleanup value that
     // references its target keeps the instance alive forever, and its leases with it.
     const cfg = this.cfg;
-    this.source = new InstanceSource(cfg, (sourceKey) =>
+    // The Kong service's name costs a PDK call once per instance: made only for readers of it
+    // (metrics served, or decision lines written), and never for a global instance, which
+    // serves every service.
+    const learnName = cfg.binding !== 'global' && (metricsOn() || this.decisionLog !== undefined);
+    this.source = new InstanceSource(cfg, learnName, (sourceKey) =>
       acquireAffinityState({
         binding: cfg.binding,
         secrets: cfg.secrets,

@@ -12,7 +12,7 @@ export interface KongPdk {
     getVar(name: string): Promise<string | null | undefined>;
   };
   readonly router: {
-    getService(): Promise<{ host?: string | null; id?: string | null } | null | undefined>;
+    getService(): Promise<{ host?: string | null; id?: string | null; name?: string | null } | null | undefined>;
   };
   readonly service: {
     setTarget(host: string, port: number): Promise<unknown>;

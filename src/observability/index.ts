@@ -50,6 +50,11 @@ export function ensureObservability(env: NodeJS.ProcessEnv = process.env): void 
   }
 }
 
+/** Metrics and status are served (STICKY_SESSION_METRICS_PORT): someone reads service names. */
+export function metricsOn(): boolean {
+  return listener != null;
+}
+
 /** Where the listener is bound once it listens; undefined when off or when it could not bind. */
 export async function observabilityAddress(): Promise<AddressInfo | undefined> {
   return (await listener?.ready) ?? listener?.address();

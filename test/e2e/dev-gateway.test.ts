@@ -339,7 +339,8 @@ describe('npm start passes the plugin server the variables it reads, from its ow
       const answer = await fetch(`http://${gateway}/`);
       expect(answer.status).toBe(200);
       const metrics = await fetch(`http://127.0.0.2:${metricsPort}/metrics`);
-      expect(await metrics.text()).toMatch(/^sticky_session_decisions_total\{service="[^"]+",outcome="new",reason="none"\} 1$/m);
+      // The Kong service of kong.yml is named: the series carries its name, learnt on the first request.
+      expect(await metrics.text()).toMatch(/^sticky_session_decisions_total\{service="[^"]+",service_name="demo",outcome="new",reason="none"\} 1$/m);
       // At warn, --plugin-log shows none of the server's info lines (listener, instances) nor decisions.
       await new Promise((r) => setTimeout(r, 500));
       expect(err).not.toMatch(/\[plugin server\] (info|debug) /);
