@@ -2,6 +2,7 @@ import type { AffinityState } from './affinity/decide.js';
 import type { ResolvedConfig } from './config.js';
 import { log } from './log.js';
 import { openKubernetesSource, openStaticSource, resolveServiceRef } from './endpoints/open.js';
+import type { ServiceRef } from './endpoints/kubernetes/service-ref.js';
 import type { EndpointSource } from './endpoints/types.js';
 import type { KongPdk } from './kong-pdk.js';
 import type { Lease } from './shared.js';
@@ -9,6 +10,8 @@ import type { Lease } from './shared.js';
 export interface ReadySource {
   readonly source: EndpointSource;
   readonly state: AffinityState;
+  /** The Kubernetes Service it watches; undefined for static targets. */
+  readonly service?: ServiceRef | undefined;
 }
 
 /**
@@ -70,13 +73,13 @@ export class InstanceSource {
       log.error({ service: this.cfg.binding, host: serviceHost }, `${resolved.reason}; requests are proxied by Kong meanwhile`);
       return undefined;
     }
-    this.open(openKubernetesSource(resolved.ref));
+    this.open(openKubernetesSource(resolved.ref), resolved.ref);
     return this.ready;
   }
 
-  private open(sourceLease: Lease<EndpointSource>): void {
+  private open(sourceLease: Lease<EndpointSource>, service?: ServiceRef): void {
     const state = this.acquireState(sourceLease.value.key);
     this.leases.push(sourceLease, state);
-    this.ready = { source: sourceLease.value, state: state.value };
+    this.ready = { source: sourceLease.value, state: state.value, service };
   }
 }
