@@ -331,3 +331,46 @@ describe('parseTarget', () => {
     }
   });
 });
+
+describe('resolveConfig: accept_legacy_cookies', () => {
+  it('is off by default', () => {
+    expect(resolveConfig(kong()).legacyCookies).toEqual([]);
+    expect(resolveConfig({ ...kong(), accept_legacy_cookies: undefined }).legacyCookies).toEqual([]);
+  });
+
+  it('carries each entry with the nginx variable of its cookie', () => {
+    const c = resolveConfig(
+      kong({
+        accept_legacy_cookies: [
+          { format: 'ingress-nginx', mode: 'persistent', name: 'route', backend: 'default-web-80' },
+          { format: 'ingress-nginx', mode: 'balanced', name: 'INGRESSCOOKIE', backend: null },
+        ],
+      }),
+    );
+    expect(c.legacyCookies).toEqual([
+      { format: 'ingress-nginx', mode: 'persistent', name: 'route', cookieVar: 'cookie_route', backend: 'default-web-80' },
+      { format: 'ingress-nginx', mode: 'balanced', name: 'INGRESSCOOKIE', cookieVar: 'cookie_INGRESSCOOKIE', backend: null },
+    ]);
+  });
+
+  it('falls back to the schema defaults (balanced, INGRESSCOOKIE) when they come as null', () => {
+    const c = resolveConfig({ ...kong(), accept_legacy_cookies: [{ format: 'ingress-nginx', mode: null, name: null, backend: null }] });
+    expect(c.legacyCookies[0]).toMatchObject({ mode: 'balanced', name: 'INGRESSCOOKIE', cookieVar: 'cookie_INGRESSCOOKIE' });
+  });
+
+  it('refuses an unknown format and the plugin\'s own cookie name, naming the entry', () => {
+    expectRefused({ ...kong(), accept_legacy_cookies: [{ format: 'traefik', mode: 'balanced', name: 'x', backend: null }] }, 'accept_legacy_cookies[1].format');
+    expectRefused(
+      kong({ cookie_name: 'sticky', accept_legacy_cookies: [{ format: 'ingress-nginx', mode: 'balanced', name: 'sticky', backend: null }] }),
+      'accept_legacy_cookies[1].name',
+      /own cookie/,
+    );
+  });
+
+  it('persistent mode without backend on static targets is not refused (its cookies never match; logged)', () => {
+    const c = resolveConfig(
+      kong({ targets: ['192.0.2.10:8080'], accept_legacy_cookies: [{ format: 'ingress-nginx', mode: 'persistent', name: 'INGRESSCOOKIE', backend: null }] }),
+    );
+    expect(c.legacyCookies[0]!.backend).toBeNull();
+  });
+});
