@@ -42,7 +42,7 @@ export class StickySession {
     // A refused config throws here, before anything shared is acquired (plugin.ts).
     this.cfg = resolveConfig(config, { logPhase: this instanceof StickySessionWithFailover });
     this.decisionLog = decisionLogger(this.cfg.logLevel);
-    this.legacy = this.cfg.legacyCookies.map((c) => createLegacyCookie(c, this.cfg.binding, this.cfg.source.kind === 'static'));
+    this.legacy = legacyCookiesOf(this.cfg);
     // The closure and the finalizer's cleanup must not reach `this`: a cleanup value that
     // references its target keeps the instance alive forever, and its leases with it.
     const cfg = this.cfg;
@@ -188,6 +188,15 @@ export class StickySession {
 }
 
 type Via = 'cookie' | 'header' | 'none';
+
+/**
+ * The instance's legacy cookies. A function of its own: an arrow in the constructor reaching
+ * `this` would share the constructor's closure context with the finalizer's cleanup, and
+ * keep every instance alive.
+ */
+function legacyCookiesOf(cfg: ResolvedConfig): LegacyCookie[] {
+  return cfg.legacyCookies.map((c) => createLegacyCookie(c, cfg.binding, cfg.source.kind === 'static'));
+}
 
 const NOT_SYNCED: Decision = { kind: 'passthrough', reason: 'not-synced' };
 
