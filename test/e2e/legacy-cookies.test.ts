@@ -56,6 +56,9 @@ function keysOn(ring: string, node: string, n: number): string[] {
 const target = (r: RequestResult) => r.target && `${r.target.host}:${r.target.port}`;
 const ourCookie = (r: RequestResult) => r.responseHeaders['set-cookie']?.find((c) => c.startsWith('sticky='))?.split(';')[0];
 const calls = (r: RequestResult) => r.pdkCalls.map((c) => c.method.replace(/^kong\./, ''));
+/** Reads of a legacy cookie's nginx variable in one request. */
+const legacyReads = (r: RequestResult, name = 'INGRESSCOOKIE') =>
+  r.pdkCalls.filter((c) => c.method === 'kong.nginx.get_var' && c.args[0] === `cookie_${name}`).length;
 
 describe('static targets', () => {
   const SERVICE = { id: '0e3c1c3e-3333-4c4c-9a9a-000000000001', name: 'web', host: 'web.internal', port: 80, protocol: 'http' };
@@ -91,7 +94,8 @@ describe('static targets', () => {
         const next = await send({ headers: { cookie: `${legacy}; ${token}` } }, (i + 1) % 2);
         expect(target(next)).toBe(node);
         expect(next.responseHeaders['set-cookie']).toBeUndefined();
-        expect(calls(next)).toEqual(['nginx.get_var', 'service.set_target']);
+        expect(legacyReads(first)).toBe(1);
+        expect(legacyReads(next)).toBe(0);
       }
     }
   });
@@ -143,21 +147,32 @@ describe('static targets', () => {
   });
 
   it('costs one get_var per request without a valid token, none with one (README round-trip table)', async () => {
-    configure({ targets: [A, B, C], cookie_secure: false, accept_legacy_cookies: [{ format: 'ingress-nginx' }] });
+    // Without legacy cookies first: the baseline of a new session and of a pinned request.
+    configure({ targets: [A, B, C], cookie_secure: false, accept_legacy_cookies: null });
     await send(); // new instance for the new config
-    const [key] = keysOn('three', B, 1);
-    const legacy = await send({ headers: { cookie: `INGRESSCOOKIE=${key}` } });
-    expect(calls(legacy)).toEqual(['nginx.get_var', 'nginx.get_var', 'service.set_target', 'response.add_header']);
-    expect(legacy.pdkCalls[1]!.args).toEqual(['cookie_INGRESSCOOKIE']);
-    expect(legacy.roundTrips).toBe(5);
-    const fresh = await send();
-    expect(calls(fresh)).toEqual(['nginx.get_var', 'nginx.get_var', 'service.set_target', 'response.add_header']);
-    const pinned = await send({ headers: { cookie: `INGRESSCOOKIE=${key}; ${ourCookie(legacy)!}` } });
-    expect(calls(pinned)).toEqual(['nginx.get_var', 'service.set_target']);
-    expect(pinned.roundTrips).toBe(3);
-    configure({ targets: [A, B, C], cookie_secure: null, accept_legacy_cookies: null });
+    const baselineNew = await send();
+    const baselinePinned = await send({ headers: { cookie: ourCookie(baselineNew)! } });
+
+    configure({ targets: [A, B, C], cookie_secure: false, accept_legacy_cookies: [{ format: 'ingress-nginx' }] });
     await send();
-    expect(calls(await send())).toEqual(['nginx.get_var', 'service.set_target', 'request.get_forwarded_scheme', 'response.add_header']);
+    const [key] = keysOn('three', B, 1);
+    // A new session, with or without a legacy cookie: one more call, right after our own cookie's read.
+    const withLegacy = [baselineNew.pdkCalls[0]!.method, 'kong.nginx.get_var', ...baselineNew.pdkCalls.slice(1).map((c) => c.method)];
+    const legacy = await send({ headers: { cookie: `INGRESSCOOKIE=${key}` } });
+    expect(target(legacy)).toBe(B);
+    expect(legacy.pdkCalls.map((c) => c.method)).toEqual(withLegacy);
+    expect(legacy.pdkCalls[1]!.args).toEqual(['cookie_INGRESSCOOKIE']);
+    expect(legacy.roundTrips).toBe(baselineNew.roundTrips + 1);
+    const fresh = await send();
+    expect(fresh.pdkCalls.map((c) => c.method)).toEqual(withLegacy);
+    expect(fresh.roundTrips).toBe(baselineNew.roundTrips + 1);
+    // A valid token of ours: the legacy cookie is not read, nothing more is paid.
+    const pinned = await send({ headers: { cookie: `INGRESSCOOKIE=${key}; ${ourCookie(legacy)!}` } });
+    expect(target(pinned)).toBe(B);
+    expect(legacyReads(pinned)).toBe(0);
+    expect(calls(pinned)).toEqual(calls(baselinePinned));
+    expect(pinned.roundTrips).toBe(baselinePinned.roundTrips);
+    configure({ targets: [A, B, C], cookie_secure: null, accept_legacy_cookies: null });
   });
 
   it('counts legacy-cookie decisions in the metrics', async () => {
