@@ -3,6 +3,7 @@ import type { StrategyName } from './balancer/strategy.js';
 import type { CookieAttributes } from './cookie.js';
 import { parseTarget } from './endpoints/static.js';
 import type { Endpoint } from './endpoints/types.js';
+import { LEGACY_FORMATS, LEGACY_MODES, type LegacyCookieConfig } from './legacy/index.js';
 import { LOG_LEVELS, type LogLevel, type PluginConfig } from './schema.js';
 
 /**
@@ -30,6 +31,8 @@ export interface ResolvedConfig {
   readonly failover: { readonly statuses: ReadonlySet<number>; readonly holdMs: number } | null;
   /** Level of this instance's decision log lines; null: the process's level. */
   readonly logLevel: LogLevel | null;
+  /** Legacy cookies honoured for clients without a valid token, in order; empty: off. */
+  readonly legacyCookies: readonly LegacyCookieConfig[];
 }
 
 export type SourceConfig =
@@ -126,6 +129,7 @@ export function resolveConfig(raw: unknown, opts: ResolveOptions = { logPhase: t
       ? { statuses: new Set(c.failure_statuses ?? [502, 504]), holdMs: (c.failure_timeout ?? 10) * 1000 }
       : null,
     logLevel: resolveLogLevel(c.log_level),
+    legacyCookies: resolveLegacyCookies(c, transport !== 'header' ? (c.cookie_name ?? 'sticky_session') : null),
   };
 }
 
@@ -137,6 +141,26 @@ export function resolveConfig(raw: unknown, opts: ResolveOptions = { logPhase: t
 function compileUserAgentPattern(pattern: string): RegExp {
   const flags = /^\(\?([ims]+)\)/.exec(pattern);
   return flags ? new RegExp(pattern.slice(flags[0].length), [...new Set(flags[1])].join('')) : new RegExp(pattern);
+}
+
+/**
+ * accept_legacy_cookies, checked. Persistent mode salts with the ingress-nginx backend name:
+ * with static targets there is no Service to derive it from, so `backend` must be given.
+ */
+function resolveLegacyCookies(c: PluginConfig, ownCookie: string | null): LegacyCookieConfig[] {
+  const staticTargets = (c.targets?.length ?? 0) > 0;
+  return (c.accept_legacy_cookies ?? []).map((e, i) => {
+    const field = `accept_legacy_cookies[${i + 1}]`;
+    if (!(LEGACY_FORMATS as readonly unknown[]).includes(e.format)) throw new ConfigError(`${field}.format`, `expected one of ${LEGACY_FORMATS.join(', ')}`);
+    const mode = e.mode ?? 'balanced';
+    if (!(LEGACY_MODES as readonly unknown[]).includes(mode)) throw new ConfigError(`${field}.mode`, `expected one of ${LEGACY_MODES.join(', ')}`);
+    const name = e.name ?? 'INGRESSCOOKIE';
+    if (name === ownCookie) throw new ConfigError(`${field}.name`, `"${name}" is cookie_name, the plugin's own cookie`);
+    if (mode === 'persistent' && !e.backend && staticTargets) {
+      throw new ConfigError(`${field}.backend`, 'persistent mode with static targets needs the ingress-nginx backend name (<namespace>-<service>-<port>)');
+    }
+    return { format: e.format, mode, name, cookieVar: `cookie_${name}`, backend: e.backend || null };
+  });
 }
 
 function resolveLogLevel(level: unknown): LogLevel | null {

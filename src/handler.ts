@@ -5,12 +5,14 @@ import { acquireAffinityState } from './affinity/state.js';
 import { resolveConfig, type ResolvedConfig } from './config.js';
 import { recordFailure } from './failover/log-phase.js';
 import { formatSetCookie, needsScheme } from './cookie.js';
-import { InstanceSource } from './instance-source.js';
+import { InstanceSource, type ReadySource } from './instance-source.js';
+import type { EndpointSnapshot } from './endpoints/types.js';
+import { createLegacyCookie, type LegacyCookie, type LegacyMatch } from './legacy/index.js';
 import type { KongPdk } from './kong-pdk.js';
 import { log } from './log.js';
 import type { TokenCodec } from './token.js';
 import { setTargetKeepingHost } from './upstream-host.js';
-import { decisionLogger, ensureObservability, logDecision, metricsOn, observeDecision } from './observability/index.js';
+import { decisionLogger, ensureObservability, logDecision, metricsOn, observeDecision, observeLegacyCookie } from './observability/index.js';
 
 /**
  * Unpatched, kong-pdk never tells a plugin instance it was closed (kong-pdk-close.ts makes
@@ -29,15 +31,17 @@ const nowSeconds = (): number => Date.now() / 1000;
 export class StickySession {
   protected readonly cfg: ResolvedConfig;
   protected readonly source: InstanceSource;
-  /** The Host the upstream gets once set_target has overwritten Kong's. */
   /** Where this instance's decision lines go; undefined: not written (decided once, here). */
   private readonly decisionLog: Logger | undefined;
+  /** accept_legacy_cookies, in order; empty: off. */
+  private readonly legacy: readonly LegacyCookie[];
 
   constructor(config: unknown) {
     ensureObservability();
     // A refused config throws here, before anything shared is acquired (plugin.ts).
     this.cfg = resolveConfig(config, { logPhase: this instanceof StickySessionWithFailover });
     this.decisionLog = decisionLogger(this.cfg.logLevel);
+    this.legacy = legacyCookiesOf(this.cfg);
     // The closure and the finalizer's cleanup must not reach `this`: a cleanup value that
     // references its target keeps the instance alive forever, and its leases with it.
     const cfg = this.cfg;
@@ -69,8 +73,10 @@ export class StickySession {
       if (!snapshot) return this.passthrough(ready.source.key);
 
       const incoming = await this.readToken(kong, ready.state.codec);
-      const decision = decide(incoming.token, snapshot, ready.state, this.cfg.policy, nowSeconds());
+      const legacy = await this.readLegacyCookie(kong, incoming.token, ready, snapshot);
+      const decision = decide(incoming.token, snapshot, ready.state, this.cfg.policy, nowSeconds(), legacy?.endpoint);
       observeDecision(decision, this.cfg.binding);
+      if (legacy) observeLegacyCookie(this.cfg.binding, legacy.cookie, decision.kind === 'new' && decision.reason === 'legacy' ? 'pinned' : 'no-match');
       if (this.decisionLog) logDecision(this.decisionLog, decision, this.cfg.binding, ready.source.key);
       await this.apply(kong, decision, incoming.via);
     } catch (err) {
@@ -97,6 +103,27 @@ export class StickySession {
       if (v) return { token: v, via: 'header' };
     }
     return cookie ? { token: cookie, via: 'cookie' } : { token: undefined, via: 'none' };
+  }
+
+  /**
+   * The endpoint a legacy cookie selects, read (one get_var per configured cookie, until one
+   * selects an endpoint) only when legacy cookies are on and no token of ours verifies.
+   */
+  private async readLegacyCookie(
+    kong: KongPdk,
+    token: string | undefined,
+    ready: ReadySource,
+    snapshot: EndpointSnapshot,
+  ): Promise<LegacyMatch | undefined> {
+    if (this.legacy.length === 0 || (token && ready.state.codec.verify(token).ok)) return undefined;
+    for (const cookie of this.legacy) {
+      const value = await kong.nginx.getVar(cookie.config.cookieVar);
+      if (!value) continue;
+      const endpoint = cookie.resolve(value, snapshot, ready.service);
+      if (endpoint) return { cookie: cookie.config, endpoint };
+      observeLegacyCookie(this.cfg.binding, cookie.config, 'no-match');
+    }
+    return undefined;
   }
 
   private async apply(kong: KongPdk, d: Decision, via: Via): Promise<void> {
@@ -164,6 +191,15 @@ export class StickySession {
 }
 
 type Via = 'cookie' | 'header' | 'none';
+
+/**
+ * The instance's legacy cookies. A function of its own: an arrow in the constructor reaching
+ * `this` would share the constructor's closure context with the finalizer's cleanup, and
+ * keep every instance alive.
+ */
+function legacyCookiesOf(cfg: ResolvedConfig): LegacyCookie[] {
+  return cfg.legacyCookies.map((c) => createLegacyCookie(c, cfg.binding));
+}
 
 const NOT_SYNCED: Decision = { kind: 'passthrough', reason: 'not-synced' };
 

@@ -3,6 +3,7 @@ import type { ResolvedConfig } from './config.js';
 import { log } from './log.js';
 import { nameService } from './observability/index.js';
 import { openKubernetesSource, openStaticSource, resolveServiceRef } from './endpoints/open.js';
+import type { ServiceRef } from './endpoints/kubernetes/service-ref.js';
 import type { EndpointSource } from './endpoints/types.js';
 import type { KongPdk } from './kong-pdk.js';
 import type { Lease } from './shared.js';
@@ -10,6 +11,8 @@ import type { Lease } from './shared.js';
 export interface ReadySource {
   readonly source: EndpointSource;
   readonly state: AffinityState;
+  /** The Kubernetes Service it watches; undefined for static targets. */
+  readonly service?: ServiceRef | undefined;
 }
 
 /**
@@ -84,13 +87,13 @@ export class InstanceSource {
       log.error({ service: this.cfg.binding, host: serviceHost }, `${resolved.reason}; requests are proxied by Kong meanwhile`);
       return undefined;
     }
-    this.open(openKubernetesSource(resolved.ref));
+    this.open(openKubernetesSource(resolved.ref), resolved.ref);
     return this.ready;
   }
 
-  private open(sourceLease: Lease<EndpointSource>): void {
+  private open(sourceLease: Lease<EndpointSource>, service?: ServiceRef): void {
     const state = this.acquireState(sourceLease.value.key);
     this.leases.push(sourceLease, state);
-    this.ready = { source: sourceLease.value, state: state.value };
+    this.ready = { source: sourceLease.value, state: state.value, service };
   }
 }

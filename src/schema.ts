@@ -1,4 +1,5 @@
 import { STRATEGY_NAMES, type StrategyName } from './balancer/strategy.js';
+import { LEGACY_FORMATS, LEGACY_MODES, type LegacyFormat, type LegacyMode } from './legacy/index.js';
 
 /**
  * The plugin's configuration contract, in Kong's schema language. kong-pdk wraps it into
@@ -88,6 +89,25 @@ const COMMON_FIELDS = [
   // Log level of this instance's decision lines (debug); unset: the process level
   // (STICKY_SESSION_LOG_LEVEL, default info). `debug` logs one line per request.
   { log_level: { type: 'string', one_of: [...LOG_LEVELS] } },
+
+  // Migration window: also honour the affinity cookie of the system this plugin replaces,
+  // for clients without a valid token of ours (they then get one). Unset: off.
+  // backend: the ingress-nginx backend name (persistent mode's salt); unset: derived from the
+  // Service as <namespace>-<service>-<port>. Static targets in persistent mode need it.
+  {
+    accept_legacy_cookies: {
+      type: 'array',
+      elements: {
+        type: 'record',
+        fields: [
+          { format: { type: 'string', required: true, one_of: [...LEGACY_FORMATS] } },
+          { mode: { type: 'string', required: true, default: 'balanced', one_of: [...LEGACY_MODES] } },
+          { name: { type: 'string', required: true, default: 'INGRESSCOOKIE', match: '^[%w%-_%.]+$' } },
+          { backend: { type: 'string', len_min: 1 } },
+        ],
+      },
+    },
+  },
 ] as const;
 
 /**
@@ -116,6 +136,14 @@ export const FailoverSchema = [...COMMON_FIELDS, ...FAILOVER_FIELDS] as const;
 export const ConfigEntityChecks = [
   { mutually_exclusive_sets: { set1: ['targets'], set2: ['kubernetes_namespace', 'kubernetes_service', 'kubernetes_port'] } },
 ] as const;
+
+/** One accept_legacy_cookies entry as Kong sends it. */
+export interface LegacyCookieEntry {
+  format: LegacyFormat;
+  mode: LegacyMode;
+  name: string;
+  backend: string | null;
+}
 
 /** The configuration as Kong sends it: every field present, unset ones as null. */
 export interface PluginConfig {
@@ -146,6 +174,8 @@ export interface PluginConfig {
   failure_timeout?: number;
   /** Optional here only so configs written before the field existed still type-check. */
   log_level?: LogLevel | null;
+  /** Optional here only so configs written before the field existed still type-check. */
+  accept_legacy_cookies?: LegacyCookieEntry[] | null;
   // Added by Kong.
   service_id?: string | null;
   route_id?: string | null;

@@ -34,6 +34,10 @@ export interface AffinityState {
 /**
  * The decision core: (token, endpoint view, now) -> decision. No I/O; time is passed in.
  * A token only ever routes to an endpoint of `snapshot`, the current view of its service.
+ *
+ * `legacy`: the endpoint a legacy cookie selects (accept_legacy_cookies). It counts only for
+ * a request with no token of ours that verifies, and only if it is an endpoint of `snapshot`
+ * (ready, or draining: its session is honoured) and not failing; else it is no cookie.
  */
 export function decide(
   token: string | null | undefined,
@@ -41,6 +45,7 @@ export function decide(
   state: AffinityState,
   policy: AffinityPolicy,
   now: number,
+  legacy?: Endpoint,
 ): Decision {
   if (!snapshot) return { kind: 'passthrough', reason: 'not-synced' };
 
@@ -73,6 +78,14 @@ export function decide(
         if (!chosen) return { kind: 'reject', reason: 'no-endpoint' };
         return { kind: 'repin', reason: lost ?? 'gone', ...chosen };
       }
+    }
+  }
+  if (legacy && (reason === 'none' || reason === 'malformed' || reason === 'bad-signature')) {
+    const endpoint = snapshot.byId.get(legacy.id);
+    if (endpoint && !state.isFailing?.(endpoint.id)) {
+      const { token: issued, claims } = state.codec.issue(endpoint.id, now);
+      state.sessions.observe(claims.sid, endpoint.id);
+      return { kind: 'new', reason: 'legacy', endpoint, token: issued, fallback: false };
     }
   }
   const chosen = choose(snapshot, state, policy, now);

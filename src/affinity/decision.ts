@@ -5,7 +5,8 @@ import type { Endpoint } from '../endpoints/types.js';
  *
  * - pin:         the token's endpoint takes it (ready, or draining: existing sessions only);
  *                `reissue` is set when the token must be replaced (key rotation, idle refresh).
- * - new:         no usable token: a new session on an endpoint chosen by the balancer.
+ * - new:         no usable token: a new session on an endpoint chosen by the balancer, or
+ *                (reason `legacy`) on the serving endpoint a legacy cookie selects.
  * - repin:       a valid token whose endpoint is gone (or failing): a new session elsewhere.
  * - reject:      answer 503 (no endpoint to send it to, or strict mode forbids moving it).
  * - passthrough: Kong's own balancer decides: the endpoint set is not known yet, or the
@@ -23,8 +24,11 @@ export interface Reissue {
   readonly reason: 'rotated' | 'refreshed';
 }
 
-/** Why a request starts a new session: no token, or one that cannot be used. */
-export type NewReason = 'none' | 'malformed' | 'bad-signature' | 'expired' | 'idle';
+/**
+ * Why a request starts a new session: no token, or one that cannot be used; `legacy`: no
+ * valid token, and a legacy cookie (accept_legacy_cookies) chose the endpoint.
+ */
+export type NewReason = 'none' | 'malformed' | 'bad-signature' | 'expired' | 'idle' | 'legacy';
 export type RepinReason = 'gone' | 'failing';
 export type RejectReason = 'no-endpoint' | 'strict';
 export type PassthroughReason = 'not-synced' | 'config-error';
@@ -34,7 +38,7 @@ export type PassthroughReason = 'not-synced' | 'config-error';
  * says what happened to the client's token. Used in logs and metrics.
  */
 export type AffinityStatus =
-  | 'none' | 'malformed' | 'bad-signature' | 'expired' | 'idle'
+  | 'none' | 'malformed' | 'bad-signature' | 'expired' | 'idle' | 'legacy'
   | 'pinned' | 'draining' | 'gone' | 'failing' | 'strict' | 'no-endpoint' | 'not-synced' | 'config-error';
 
 export function affinityStatus(d: Decision): AffinityStatus {

@@ -17,7 +17,7 @@ function table<R extends string>(outcome: Outcome, reasons: readonly R[]): Recor
   for (const reason of reasons) t[reason] = slots.push({ outcome, reason }) - 1;
   return t;
 }
-const NEW = table<NewReason>('new', ['none', 'malformed', 'bad-signature', 'expired', 'idle']);
+const NEW = table<NewReason>('new', ['none', 'malformed', 'bad-signature', 'expired', 'idle', 'legacy']);
 const PINNED = table<PinReason>('pinned', ['none', 'rotated', 'refreshed']);
 const PINNED_DRAINING = table<PinReason>('pinned_draining', ['none', 'rotated', 'refreshed']);
 const REPINNED = table<RepinReason>('repinned', ['gone', 'failing']);

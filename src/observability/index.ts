@@ -9,6 +9,7 @@ import { ObservabilityListener } from './server.js';
  * worker in this one process, so no plugin config could own the listener.
  */
 export { observeDecision } from './decisions.js';
+export { observeLegacyCookie } from './legacy-cookies.js';
 export { logDecision, decisionLogger } from './decision-log.js';
 export { nameService, serviceName } from './service-names.js';
 

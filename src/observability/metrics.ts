@@ -2,6 +2,7 @@ import { collectDefaultMetrics, Counter, Gauge, Registry } from 'prom-client';
 import { DECISION_SLOTS, decisionCounts, TOKEN_REJECTIONS } from './decisions.js';
 import { configErrors } from './config-errors.js';
 import { serviceName } from './service-names.js';
+import { legacyCookieCounts } from './legacy-cookies.js';
 import { sourceFacts, type SourceFacts } from './status.js';
 
 /**
@@ -55,6 +56,17 @@ export function createMetrics(): Metrics {
         const named = withName(service);
         for (const { reason, slot } of TOKEN_REJECTIONS) this.inc({ ...named, reason }, cells[slot] ?? 0);
       }
+    },
+  });
+
+  new Counter({
+    name: `${PREFIX}legacy_cookie_decisions_total`,
+    help: 'Requests without a valid token that carried a legacy cookie (accept_legacy_cookies), by result: pinned (it chose the pod; our token was issued) or no-match (it named no serving pod: a plain new session).',
+    labelNames: ['service', 'service_name', 'format', 'mode', 'result'] as const,
+    registers: [registry],
+    collect() {
+      this.reset();
+      for (const c of legacyCookieCounts()) this.inc({ ...withName(c.service), format: c.format, mode: c.mode, result: c.result }, c.value);
     },
   });
 

@@ -31,6 +31,7 @@ export function kongConfig(over: Partial<PluginConfig> = {}): PluginConfig {
     failure_statuses: [502, 504],
     failure_timeout: 10,
     log_level: null,
+    accept_legacy_cookies: null,
     service_id: null,
     route_id: null,
     ...over,

@@ -331,3 +331,46 @@ describe('parseTarget', () => {
     }
   });
 });
+
+describe('resolveConfig: accept_legacy_cookies', () => {
+  it('is off by default', () => {
+    expect(resolveConfig(kong()).legacyCookies).toEqual([]);
+    expect(resolveConfig({ ...kong(), accept_legacy_cookies: undefined }).legacyCookies).toEqual([]);
+  });
+
+  it('carries each entry with the nginx variable of its cookie', () => {
+    const c = resolveConfig(
+      kong({
+        accept_legacy_cookies: [
+          { format: 'ingress-nginx', mode: 'persistent', name: 'route', backend: 'default-web-80' },
+          { format: 'ingress-nginx', mode: 'balanced', name: 'INGRESSCOOKIE', backend: null },
+        ],
+      }),
+    );
+    expect(c.legacyCookies).toEqual([
+      { format: 'ingress-nginx', mode: 'persistent', name: 'route', cookieVar: 'cookie_route', backend: 'default-web-80' },
+      { format: 'ingress-nginx', mode: 'balanced', name: 'INGRESSCOOKIE', cookieVar: 'cookie_INGRESSCOOKIE', backend: null },
+    ]);
+  });
+
+  it('falls back to the schema defaults (balanced, INGRESSCOOKIE) when they come as null', () => {
+    const c = resolveConfig({ ...kong(), accept_legacy_cookies: [{ format: 'ingress-nginx', mode: null, name: null, backend: null }] });
+    expect(c.legacyCookies[0]).toMatchObject({ mode: 'balanced', name: 'INGRESSCOOKIE', cookieVar: 'cookie_INGRESSCOOKIE' });
+  });
+
+  it('refuses an unknown format and the plugin\'s own cookie name, naming the entry', () => {
+    expectRefused({ ...kong(), accept_legacy_cookies: [{ format: 'traefik', mode: 'balanced', name: 'x', backend: null }] }, 'accept_legacy_cookies[1].format');
+    expectRefused(
+      kong({ cookie_name: 'sticky', accept_legacy_cookies: [{ format: 'ingress-nginx', mode: 'balanced', name: 'sticky', backend: null }] }),
+      'accept_legacy_cookies[1].name',
+      /own cookie/,
+    );
+  });
+
+  it('persistent mode needs backend with static targets (no Service to name it after), not with a Service', () => {
+    const persistent = { format: 'ingress-nginx', mode: 'persistent', name: 'INGRESSCOOKIE', backend: null } as const;
+    expectRefused(kong({ targets: ['192.0.2.10:8080'], accept_legacy_cookies: [persistent] }), 'accept_legacy_cookies[1].backend', /backend name/);
+    expect(resolveConfig(kong({ targets: ['192.0.2.10:8080'], accept_legacy_cookies: [{ ...persistent, backend: 'shop-cart-80' }] })).legacyCookies).toHaveLength(1);
+    expect(resolveConfig(kong({ kubernetes_service: 'cart', kubernetes_namespace: 'shop', accept_legacy_cookies: [persistent] })).legacyCookies).toHaveLength(1);
+  });
+});

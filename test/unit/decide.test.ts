@@ -558,3 +558,71 @@ describe('decide: invariants', () => {
     });
   });
 });
+
+describe('decide: legacy cookies (the endpoint an accept_legacy_cookies cookie selects)', () => {
+  const a = pod('a');
+  const b = pod('b');
+  const c = pod('c');
+
+  it('no token of ours: a new session on the legacy endpoint, with our token', () => {
+    const state = makeState();
+    const s = snap(a, b, c);
+    // least-sessions would pick a first: the legacy cookie says c.
+    const d = decide(undefined, s, state, POLICY, T, c);
+    expect(d.kind === 'new' && d.reason).toBe('legacy');
+    expect(d.kind === 'new' && d.endpoint).toBe(c);
+    expect(d.kind === 'new' && d.fallback).toBe(false);
+    expect(affinityStatus(d)).toBe('legacy');
+    expectTokenNames(d);
+    expect(state.sessions.count(c.id)).toBe(1);
+    // Our token then pins it, with no legacy cookie needed.
+    if (d.kind !== 'new') return;
+    expect(decide(d.token, s, state, POLICY, T + 1)).toEqual({ kind: 'pin', endpoint: c });
+  });
+
+  it('a token that does not verify (malformed, another secret) gives way to the legacy cookie', () => {
+    const s = snap(a, b, c);
+    for (const token of ['garbage', tokenFor(a, T, [K1]).token]) {
+      const d = decide(token, s, makeState(), POLICY, T, c);
+      expect(d.kind === 'new' && d.reason).toBe('legacy');
+      expect(d.kind === 'new' && d.endpoint).toBe(c);
+    }
+  });
+
+  it('our own valid token always wins: pinned, re-pinned, expired or idle alike', () => {
+    const s = snap(a, b, c);
+    expect(decide(tokenFor(a).token, s, makeState(), POLICY, T + 1, c)).toEqual({ kind: 'pin', endpoint: a });
+    const gone = decide(tokenFor(pod('gone')).token, s, makeState(), POLICY, T + 1, c);
+    expect(gone.kind).toBe('repin');
+    const expired = decide(tokenFor(a).token, s, makeState(), policy({ absoluteTimeout: 10 }), T + 100, c);
+    expect(expired.kind === 'new' && expired.reason).toBe('expired');
+    const idle = decide(tokenFor(a).token, s, makeState(), policy({ idleTimeout: 10, refreshAfter: 5 }), T + 100, c);
+    expect(idle.kind === 'new' && idle.reason).toBe('idle');
+  });
+
+  it('a legacy endpoint that is not in the view (removed, not serving) is no cookie: a plain new session', () => {
+    const removed = pod('removed');
+    const s = snap(a, b);
+    const d = decide(undefined, s, makeState(), POLICY, T, removed);
+    expect(d.kind === 'new' && d.reason).toBe('none');
+    expectInSnapshot(d, s);
+    expect(d.kind === 'new' && d.endpoint.condition).toBe('ready');
+  });
+
+  it('a draining (terminating, serving) legacy endpoint keeps its client, whatever no_ready_endpoint says', () => {
+    const drainingC = pod('c', 'draining');
+    const s = snap(a, b, drainingC);
+    for (const p of [POLICY, policy({ noReadyEndpoint: 'reject' })]) {
+      const d = decide(undefined, s, makeState(), p, T, drainingC);
+      expect(d.kind === 'new' && d.reason).toBe('legacy');
+      expect(d.kind === 'new' && d.endpoint).toBe(drainingC);
+    }
+  });
+
+  it('a failing legacy endpoint (change on failure) is no cookie', () => {
+    const s = snap(a, b, c);
+    const d = decide(undefined, s, makeState({ isFailing: (id) => id === c.id }), POLICY, T, c);
+    expect(d.kind === 'new' && d.reason).toBe('none');
+    expect(d.kind === 'new' && d.endpoint.id).not.toBe(c.id);
+  });
+});
