@@ -1,0 +1,82 @@
+/**
+ * The state of one conversion run that every source converter writes into: the output
+ * documents (input order, converted in place), the KongPlugins made, the report.
+ */
+import { kongPlugin, secretCommand, withPluginAnnotation } from './emit.js';
+import { isObj, kindOf, nameOf, namespaceOf, type ConvertOptions, type ConvertedConfig, type Obj, type Report } from './model.js';
+
+export class ConvertContext {
+  readonly reports: Report[] = [];
+  readonly plugins: Obj[] = [];
+  /** Output documents in input order; converters replace entries. */
+  readonly outputs: unknown[];
+  private readonly services = new Map<string, number>();
+  private readonly takenPluginNames = new Set<string>();
+  private readonly secretNamespaces = new Set<string>();
+
+  constructor(
+    readonly options: ConvertOptions,
+    inputs: readonly unknown[],
+  ) {
+    this.outputs = inputs.map((d) => structuredClone(d));
+    inputs.forEach((doc, i) => {
+      if (!isObj(doc)) return;
+      if (kindOf(doc) === 'v1/Service') this.services.set(`${namespaceOf(doc)}/${nameOf(doc)}`, i);
+      if (kindOf(doc) === 'configuration.konghq.com/v1/KongPlugin') this.takenPluginNames.add(`${namespaceOf(doc)}/${nameOf(doc)}`);
+    });
+  }
+
+  report(level: Report['level'], source: string, field: string, message: string): void {
+    this.reports.push({ level, source, field, message });
+  }
+
+  /** The Service of that name in the input (as converted so far), if any. */
+  service(namespace: string, name: string): Obj | undefined {
+    const i = this.services.get(`${namespace}/${name}`);
+    const doc = i === undefined ? undefined : this.outputs[i];
+    return isObj(doc) ? doc : undefined;
+  }
+
+  /** All Services of the input, as converted so far. */
+  allServices(): Obj[] {
+    return [...this.services.values()].map((i) => this.outputs[i]).filter(isObj);
+  }
+
+  /** Adds `plugin` to the `konghq.com/plugins` annotation of an input Service; false when it is not in the input. */
+  annotateService(namespace: string, name: string, plugin: string): boolean {
+    const i = this.services.get(`${namespace}/${name}`);
+    const doc = i === undefined ? undefined : this.outputs[i];
+    if (i === undefined || !isObj(doc)) return false;
+    this.outputs[i] = withPluginAnnotation(doc, plugin);
+    return true;
+  }
+
+  /**
+   * Emits a KongPlugin for `config` and returns its name: `wanted`, or `wanted-2`... when a
+   * KongPlugin of that name is in the input or already made (never overwrite one).
+   */
+  addPlugin(namespace: string, wanted: string, config: ConvertedConfig, origin: string): string {
+    let name = wanted;
+    for (let n = 2; this.takenPluginNames.has(`${namespace}/${name}`); n++) name = `${wanted.slice(0, 249)}-${n}`;
+    this.takenPluginNames.add(`${namespace}/${name}`);
+    this.plugins.push(kongPlugin(name, namespace, config, this.options.secretName, { 'sticky-session/converted-from': origin }));
+    if (!this.secretNamespaces.has(namespace)) {
+      this.secretNamespaces.add(namespace);
+      this.report(
+        'action',
+        `Secret ${namespace}/${this.options.secretName}`,
+        '',
+        `the KongPlugins in ${namespace} read their signing secrets from it (a JSON array, at least 32 characters each); create it once, before applying: ${secretCommand(namespace, this.options.secretName)}`,
+      );
+    }
+    if (config.change_on_failure) {
+      this.report(
+        'action',
+        `KongPlugin ${namespace}/${name}`,
+        'config.change_on_failure',
+        'needs the plugin server started on plugins-failover/ instead of plugins/ (README, "Change on failure"); on plugins/ the instance refuses to start',
+      );
+    }
+    return name;
+  }
+}

@@ -1,0 +1,363 @@
+/**
+ * ingress-nginx cookie affinity (annotations on an Ingress) to a sticky-session KongPlugin
+ * attached to that Ingress. Semantics read from ingress-nginx's annotation parser
+ * (internal/ingress/annotations/sessionaffinity) and its Lua balancer (balancer/sticky*.lua).
+ */
+import type { ConvertContext } from './context.js';
+import { pluginName, PLUGINS_ANNOTATION, withPluginAnnotation } from './emit.js';
+import {
+  at,
+  COOKIE_DOMAIN,
+  COOKIE_NAME,
+  describe,
+  isObj,
+  nameOf,
+  namespaceOf,
+  SECONDS_PER_YEAR,
+  type ConvertedConfig,
+  type Obj,
+} from './model.js';
+
+export const INGRESS_NGINX_DEFAULT_COOKIE = 'INGRESSCOOKIE';
+
+/**
+ * User-Agents that ingress-nginx's `session-cookie-conditional-samesite-none` serves without
+ * SameSite=None (util/same_site.lua, after Chromium's list of incompatible clients), as
+ * JavaScript regular expressions; its last rule is one conjunction (Safari on macOS 10.14).
+ */
+export const INGRESS_NGINX_SAMESITE_NONE_EXEMPT = [
+  'Chrome/4',
+  'Chrome/5',
+  'Chrome/6',
+  'CPU iPhone OS 12',
+  'iPad; CPU OS 12',
+  '^(?=.*Macintosh)(?=.*Intel Mac OS X 10_14)(?=.*Safari)(?!.*Chrome)',
+];
+
+/** The annotations this converter knows (after the prefix). */
+const AFFINITY_KEYS = [
+  'affinity',
+  'affinity-mode',
+  'affinity-canary-behavior',
+  'session-cookie-name',
+  'session-cookie-path',
+  'session-cookie-domain',
+  'session-cookie-samesite',
+  'session-cookie-conditional-samesite-none',
+  'session-cookie-expires',
+  'session-cookie-max-age',
+  'session-cookie-secure',
+  'session-cookie-change-on-failure',
+];
+const HASH_KEYS = ['upstream-hash-by', 'upstream-hash-by-subset', 'upstream-hash-by-subset-size'];
+
+/** ingress-nginx's check of expires / max-age: an integer, possibly negative. */
+const INTEGER = /^(0|-?[1-9][0-9]*)$/;
+
+/** Does this Ingress carry any annotation this converter reads? */
+export function hasIngressNginxAffinity(doc: Obj, prefix: string): boolean {
+  const annotations = at(doc, 'metadata', 'annotations');
+  if (!isObj(annotations)) return false;
+  return Object.keys(annotations).some((k) => k.startsWith(`${prefix}/`) && isAffinityKey(k.slice(prefix.length + 1)));
+}
+
+function isAffinityKey(key: string): boolean {
+  return AFFINITY_KEYS.includes(key) || HASH_KEYS.includes(key) || key.startsWith('session-cookie-');
+}
+
+/** Converts one Ingress; returns the document to emit in its place. */
+export function convertIngress(doc: Obj, ctx: ConvertContext): Obj {
+  const prefix = ctx.options.annotationPrefix;
+  const source = describe(doc);
+  const annotations = isObj(at(doc, 'metadata', 'annotations')) ? (at(doc, 'metadata', 'annotations') as Obj) : {};
+  const key = (k: string): string => `${prefix}/${k}`;
+  const get = (k: string): string | undefined => {
+    const v = annotations[key(k)];
+    // Annotations are strings; an unquoted `true` read from YAML is the same annotation.
+    return v === undefined || v === null ? undefined : String(v).trim();
+  };
+  const done = new Set<string>();
+  const use = (k: string): string | undefined => {
+    done.add(k);
+    return get(k);
+  };
+
+  const affinity = use('affinity');
+  const cookieAffinity = affinity === 'cookie';
+  if (affinity !== undefined && !cookieAffinity) {
+    ctx.report('ignored', source, key('affinity'), `"${affinity}" is not "cookie", the only affinity ingress-nginx has: it ignores the annotation too`);
+  }
+  const hashBy = use('upstream-hash-by');
+
+  let config: ConvertedConfig | undefined;
+  if (cookieAffinity) {
+    config = cookieConfig(doc, ctx, source, key, use);
+    if (hashBy !== undefined) {
+      ctx.report('ignored', source, key('upstream-hash-by'), 'ignored by ingress-nginx too when affinity is "cookie" (its balancer picks the sticky one first)');
+    }
+    for (const k of ['upstream-hash-by-subset', 'upstream-hash-by-subset-size']) {
+      if (use(k) !== undefined) ctx.report('ignored', source, key(k), 'ignored by ingress-nginx too when affinity is "cookie"');
+    }
+  } else if (hashBy !== undefined) {
+    config = hashConfig(hashBy, ctx, source, key, use);
+  }
+
+  // Whatever is left was not read: no effect without cookie affinity, or unknown here.
+  for (const k of Object.keys(annotations)) {
+    if (!k.startsWith(`${prefix}/`)) continue;
+    const short = k.slice(prefix.length + 1);
+    if (!isAffinityKey(short) || done.has(short)) continue;
+    if (AFFINITY_KEYS.includes(short) || HASH_KEYS.includes(short)) {
+      ctx.report('ignored', source, k, config ? 'has no effect here' : 'has no effect without affinity "cookie" (ingress-nginx ignores it too)');
+    } else {
+      ctx.report('unmapped', source, k, 'not an ingress-nginx annotation this converter knows (removed from ingress-nginx, or misspelt); left on the Ingress, where Kong ignores it');
+    }
+  }
+  if (!config) return doc;
+
+  if (get('canary') === 'true') {
+    ctx.report('unmapped', source, key('canary'), 'a canary Ingress: Kong has no canary by annotation; the plugin is attached, the canary split is not converted');
+  }
+  for (const backend of resourceBackends(doc)) {
+    ctx.report('unmapped', source, backend, 'a resource backend, not a Service: the plugin pins to the pods of a Service, so requests there are left to Kong');
+  }
+
+  const namespace = namespaceOf(doc);
+  const name = ctx.addPlugin(namespace, pluginName(nameOf(doc), 'sticky-session'), config, source);
+  let out = withPluginAnnotation(doc, name);
+  ctx.report(
+    'differs',
+    source,
+    PLUGINS_ANNOTATION,
+    `KongPlugin ${name} attached to this Ingress, so to each Kong route KIC makes of it: a session token is bound to its Kong route (ingress-nginx's cookie was bound to the Service backend)`,
+  );
+  if (ctx.options.ingressClass !== undefined) out = withIngressClass(out, ctx.options.ingressClass, ctx, source);
+  return out;
+}
+
+/** `affinity: cookie` and its session-cookie-* annotations. */
+function cookieConfig(doc: Obj, ctx: ConvertContext, source: string, key: (k: string) => string, use: (k: string) => string | undefined): ConvertedConfig {
+  const config: ConvertedConfig = { transport: 'cookie' };
+
+  // Name: INGRESSCOOKIE unless set. The same name lets the plugin read the old cookie and
+  // replace it with its own at the first request through Kong.
+  let cookieName = use('session-cookie-name') || INGRESS_NGINX_DEFAULT_COOKIE;
+  if (!COOKIE_NAME.test(cookieName)) {
+    ctx.report('unmapped', source, key('session-cookie-name'), `"${cookieName}" has characters the plugin refuses in a cookie name (letters, digits, "_", "-", "." only); ${INGRESS_NGINX_DEFAULT_COOKIE} used instead`);
+    cookieName = INGRESS_NGINX_DEFAULT_COOKIE;
+  }
+  config.cookie_name = cookieName;
+
+  config.cookie_path = cookiePath(doc, ctx, source, key, use('session-cookie-path'));
+
+  const domain = use('session-cookie-domain');
+  if (domain) {
+    if (COOKIE_DOMAIN.test(domain)) config.cookie_domain = domain;
+    else ctx.report('unmapped', source, key('session-cookie-domain'), `"${domain}" is not a domain the plugin accepts; no Domain attribute (the cookie stays host-only)`);
+  }
+
+  // ingress-nginx writes the value as given and sends no SameSite when unset.
+  const sameSite = use('session-cookie-samesite');
+  const conditional = use('session-cookie-conditional-samesite-none');
+  if (sameSite) {
+    const canonical = ({ none: 'None', lax: 'Lax', strict: 'Strict' } as const)[sameSite.toLowerCase() as 'none' | 'lax' | 'strict'];
+    if (canonical) config.cookie_same_site = canonical;
+    else ctx.report('ignored', source, key('session-cookie-samesite'), `"${sameSite}" is none of None, Lax, Strict: ingress-nginx refuses it too; SameSite=Lax`);
+    if (canonical === 'None') {
+      ctx.report('differs', source, key('session-cookie-samesite'), 'SameSite=None always comes with Secure here (browsers drop a SameSite=None cookie without it; ingress-nginx sent it only on HTTPS or with session-cookie-secure)');
+    }
+    if (canonical === 'None' && conditional === 'true') {
+      config.cookie_same_site_none_exempt_user_agents = [...INGRESS_NGINX_SAMESITE_NONE_EXEMPT];
+      if (sameSite !== 'None') {
+        ctx.report('differs', source, key('session-cookie-conditional-samesite-none'), `ingress-nginx compares the SameSite value with "None" exactly, so with "${sameSite}" it exempted no browser; the plugin exempts the same browsers it would for "None"`);
+      }
+    } else if (conditional !== undefined) {
+      ctx.report('ignored', source, key('session-cookie-conditional-samesite-none'), conditional === 'true' ? 'has an effect only with session-cookie-samesite "None"' : `"${conditional}": off, as in ingress-nginx`);
+    }
+  } else {
+    ctx.report('differs', source, key('session-cookie-samesite'), 'unset: ingress-nginx sent no SameSite attribute; the plugin sends SameSite=Lax, which browsers assume for a cookie without one');
+    if (conditional !== undefined) ctx.report('ignored', source, key('session-cookie-conditional-samesite-none'), 'has an effect only with session-cookie-samesite "None"');
+  }
+
+  // Secure: ingress-nginx omits `secure: false` from its Lua config, so "false" and unset both
+  // mean "Secure on HTTPS", which is the plugin's unset cookie_secure.
+  const secure = use('session-cookie-secure');
+  if (secure === 'true') config.cookie_secure = true;
+  else if (secure !== undefined && secure !== 'false') ctx.report('ignored', source, key('session-cookie-secure'), `"${secure}" is not a boolean: ingress-nginx ignores it too (Secure on HTTPS)`);
+
+  config.cookie_http_only = true; // ingress-nginx's cookie is always HttpOnly.
+
+  const maxAge = seconds(use('session-cookie-max-age'), ctx, source, key('session-cookie-max-age'));
+  const expires = seconds(use('session-cookie-expires'), ctx, source, key('session-cookie-expires'));
+  const lifetime = maxAge ?? expires;
+  if (maxAge !== undefined && expires !== undefined && maxAge !== expires) {
+    ctx.report('differs', source, key('session-cookie-expires'), `browsers obey Max-Age over Expires (RFC 6265), so the cookie lived ${maxAge} s; the plugin sends only Max-Age=${maxAge}`);
+  } else if (maxAge === undefined && expires !== undefined) {
+    ctx.report('differs', source, key('session-cookie-expires'), 'sent as Max-Age (same lifetime) instead of an Expires date');
+  }
+  if (lifetime !== undefined) {
+    const from = key(maxAge !== undefined ? 'session-cookie-max-age' : 'session-cookie-expires');
+    if (lifetime <= 0) {
+      ctx.report('unmapped', source, from, `${lifetime}: ingress-nginx sent a cookie that expires at once (no affinity at all); the plugin sends a browser-session cookie`);
+    } else if (lifetime > SECONDS_PER_YEAR) {
+      config.cookie_max_age = SECONDS_PER_YEAR;
+      ctx.report('differs', source, from, `${lifetime} s is more than the plugin's limit of a year: Max-Age=${SECONDS_PER_YEAR}`);
+    } else {
+      config.cookie_max_age = lifetime;
+    }
+  }
+
+  // New sessions: ingress-nginx hashes a random key onto its pods (balanced: sessions move when
+  // pods are added; persistent: they never move). The plugin keeps each session on its pod while
+  // the pod serves, and sends new ones to the pod with the fewest.
+  const modeValue = use('affinity-mode');
+  let mode: 'balanced' | 'persistent' = 'balanced';
+  if (modeValue === 'persistent' || modeValue === 'balanced') mode = modeValue;
+  else if (modeValue !== undefined) ctx.report('ignored', source, key('affinity-mode'), `"${modeValue}" is neither balanced nor persistent: ingress-nginx uses balanced, and so does the legacy-cookie reader`);
+  config.balancer = 'least-sessions';
+  ctx.report(
+    'differs',
+    source,
+    key('affinity-mode'),
+    mode === 'balanced'
+      ? 'balanced: ingress-nginx moved about (n-c)/n of the sessions when pods were added; the plugin moves none while their pod serves, and fills new pods with new sessions (balancer: least-sessions)'
+      : 'persistent: sessions stay on their pod, as in ingress-nginx; new sessions go to the pod with the fewest (balancer: least-sessions) instead of a hash',
+  );
+
+  const canary = use('affinity-canary-behavior');
+  if (canary !== undefined) {
+    ctx.report('unmapped', source, key('affinity-canary-behavior'), `"${canary}": canary Ingresses are ingress-nginx's own; Kong has no canary by annotation, so there is no canary stickiness to keep`);
+  }
+
+  const changeOnFailure = use('session-cookie-change-on-failure');
+  if (changeOnFailure === 'true') {
+    config.change_on_failure = true;
+    ctx.report(
+      'differs',
+      source,
+      key('session-cookie-change-on-failure'),
+      "ingress-nginx re-picked a pod within the failing request (nginx's next upstream); the plugin marks the pod failing after a 502/504 (failure_statuses) for failure_timeout seconds and moves the session on the next request",
+    );
+  } else if (changeOnFailure !== undefined && changeOnFailure !== 'false') {
+    ctx.report('ignored', source, key('session-cookie-change-on-failure'), `"${changeOnFailure}" is not a boolean: off, as in ingress-nginx`);
+  }
+
+  if (ctx.options.legacyCookies) {
+    config.accept_legacy_cookies = [{ format: 'ingress-nginx', mode, name: cookieName }];
+  } else {
+    ctx.report('differs', source, key('session-cookie-name'), 'without accept_legacy_cookies (--no-legacy-cookies), every client with an ingress-nginx cookie starts a new session on the switch');
+  }
+  return config;
+}
+
+/** ingress-nginx sets the cookie's Path to the matched Ingress path unless told otherwise. */
+function cookiePath(doc: Obj, ctx: ConvertContext, source: string, key: (k: string) => string, configured: string | undefined): string {
+  if (configured) {
+    if (configured.startsWith('/')) return configured;
+    ctx.report('unmapped', source, key('session-cookie-path'), `"${configured}" does not start with "/": Path=/ instead`);
+    return '/';
+  }
+  const annotations = at(doc, 'metadata', 'annotations') as Obj;
+  const prefix = ctx.options.annotationPrefix;
+  const regex = String(annotations[`${prefix}/use-regex`] ?? '') === 'true' || annotations[`${prefix}/rewrite-target`] !== undefined;
+  const paths = [...new Set(ingressPaths(doc))];
+  if (regex) {
+    ctx.report('differs', source, key('session-cookie-path'), 'unset with regular-expression paths (use-regex or rewrite-target), where ingress-nginx asks for it and would put the pattern in the cookie: Path=/');
+    return '/';
+  }
+  if (paths.length === 1) {
+    if (paths[0] !== '/') ctx.report('differs', source, key('session-cookie-path'), `unset: ingress-nginx used the matched Ingress path; the plugin is told it: Path=${paths[0]}`);
+    return paths[0] as string;
+  }
+  const common = commonPath(paths);
+  ctx.report(
+    'differs',
+    source,
+    key('session-cookie-path'),
+    `unset: ingress-nginx set each cookie's Path to the Ingress path it matched (${paths.join(', ')}); one plugin on this Ingress sets Path=${common}, the paths' common prefix`,
+  );
+  return common;
+}
+
+/** The paths of an Ingress as ingress-nginx's locations see them (`/` for the default backend). */
+function ingressPaths(doc: Obj): string[] {
+  const paths: string[] = [];
+  if (isObj(at(doc, 'spec', 'defaultBackend'))) paths.push('/');
+  const rules = at(doc, 'spec', 'rules');
+  for (const rule of Array.isArray(rules) ? rules : []) {
+    const list = at(rule, 'http', 'paths');
+    for (const p of Array.isArray(list) ? list : []) paths.push(isObj(p) && typeof p.path === 'string' && p.path !== '' ? p.path : '/');
+  }
+  return paths.length > 0 ? paths : ['/'];
+}
+
+/** The longest path, on segment boundaries, that every path starts with. */
+export function commonPath(paths: readonly string[]): string {
+  const split = paths.map((p) => p.split('/').filter(Boolean));
+  const first = split[0] ?? [];
+  let n = 0;
+  while (n < first.length && split.every((s) => s[n] === first[n])) n++;
+  return `/${first.slice(0, n).join('/')}`;
+}
+
+function resourceBackends(doc: Obj): string[] {
+  const out: string[] = [];
+  if (isObj(at(doc, 'spec', 'defaultBackend', 'resource'))) out.push('spec.defaultBackend.resource');
+  const rules = at(doc, 'spec', 'rules');
+  (Array.isArray(rules) ? rules : []).forEach((rule, i) => {
+    const list = at(rule, 'http', 'paths');
+    (Array.isArray(list) ? list : []).forEach((p, j) => {
+      if (isObj(at(p, 'backend', 'resource'))) out.push(`spec.rules[${i}].http.paths[${j}].backend.resource`);
+    });
+  });
+  return out;
+}
+
+/** `upstream-hash-by` without cookie affinity: only a cookie's hash is session affinity. */
+function hashConfig(hashBy: string, ctx: ConvertContext, source: string, key: (k: string) => string, use: (k: string) => string | undefined): ConvertedConfig | undefined {
+  const subset = use('upstream-hash-by-subset');
+  const subsetSize = use('upstream-hash-by-subset-size');
+  const cookie = /^\$cookie_([A-Za-z0-9_]+)$/.exec(hashBy);
+  if (!cookie) {
+    ctx.report(
+      'unmapped',
+      source,
+      key('upstream-hash-by'),
+      `"${hashBy}" hashes on something other than a cookie: that is load distribution by key, not a session; not converted (Kong's own consistent hashing does it: KongUpstreamPolicy algorithm consistent-hashing with hashOn)`,
+    );
+    return undefined;
+  }
+  // Never take the application's cookie name: the plugin would overwrite the application's cookie.
+  ctx.report(
+    'differs',
+    source,
+    key('upstream-hash-by'),
+    `ingress-nginx hashed the application's cookie ${cookie[1]} onto a pod; the plugin pins with its own cookie sticky_session (the application's cookie is left alone), so each client starts one new session`,
+  );
+  if (subset !== undefined) ctx.report('unmapped', source, key('upstream-hash-by-subset'), 'subsets of pods per key have no equivalent: each session is pinned to one pod');
+  if (subsetSize !== undefined) ctx.report(subset === 'true' ? 'unmapped' : 'ignored', source, key('upstream-hash-by-subset-size'), 'no subsets here: each session is pinned to one pod');
+  return { transport: 'cookie', cookie_name: 'sticky_session', cookie_path: '/', balancer: 'least-sessions' };
+}
+
+function withIngressClass(doc: Obj, ingressClass: string, ctx: ConvertContext, source: string): Obj {
+  const out = structuredClone(doc);
+  const spec = isObj(out.spec) ? out.spec : (out.spec = {});
+  const before = spec.ingressClassName;
+  spec.ingressClassName = ingressClass;
+  const annotations = at(out, 'metadata', 'annotations');
+  if (isObj(annotations) && annotations['kubernetes.io/ingress.class'] !== undefined) {
+    ctx.report('differs', source, 'kubernetes.io/ingress.class', `removed: the API server refuses it next to spec.ingressClassName (now "${ingressClass}")`);
+    delete annotations['kubernetes.io/ingress.class'];
+  } else if (before !== undefined && before !== ingressClass) {
+    ctx.report('differs', source, 'spec.ingressClassName', `"${String(before)}" replaced by "${ingressClass}": ingress-nginx stops serving this Ingress once it is applied`);
+  }
+  return out;
+}
+
+/** expires / max-age as ingress-nginx accepts them (an integer); anything else it ignores. */
+function seconds(value: string | undefined, ctx: ConvertContext, source: string, field: string): number | undefined {
+  if (value === undefined || value === '') return undefined;
+  if (INTEGER.test(value)) return Number(value);
+  ctx.report('ignored', source, field, `"${value}" is not a number of seconds: ingress-nginx ignores it too`);
+  return undefined;
+}
