@@ -16,7 +16,7 @@ export interface ConvertIo {
 
 export const CONVERT_USAGE = `usage: sticky-session convert [-f FILE]... [--strict] [--ingress-class kong]
                               [--secret-name NAME] [--no-legacy-cookies]
-                              [--annotation-prefix nginx.ingress.kubernetes.io]
+                              [--annotation-prefix nginx.ingress.kubernetes.io] [-n NAMESPACE]
 
 Reads Kubernetes YAML (files, or stdin for "-" or no -f; many documents; kubectl's kind: List
 too) and writes on stdout what to apply for the sticky-session plugin under the Kong Ingress
@@ -37,6 +37,8 @@ The report on stderr says, per source field, what differs and what cannot be car
   --no-legacy-cookies    do not honour ingress-nginx's cookies (accept_legacy_cookies) during
                          the switch: every client then starts a new session
   --annotation-prefix P  ingress-nginx's --annotations-prefix, if yours is not the default
+  -n, --namespace NS     the namespace of documents that name none (default: default); the
+                         converted ones get it written in, as the KongPlugins must name theirs
 
 Exit status: 0 converted (or nothing to convert), 1 --strict and something unmapped,
 2 bad arguments or unreadable input.
@@ -63,11 +65,12 @@ export async function runConvert(argv: readonly string[], io: ConvertIo): Promis
       return 0;
     } else if (arg === '--strict') strict = true;
     else if (arg === '--no-legacy-cookies') options = { ...options, legacyCookies: false };
-    else if (flag === '-f' || flag === '--filename' || flag === '--ingress-class' || flag === '--secret-name' || flag === '--annotation-prefix') {
+    else if (['-f', '--filename', '--ingress-class', '--secret-name', '--annotation-prefix', '-n', '--namespace'].includes(flag)) {
       const v = value(arg, flag);
       if (v === undefined || v === '') return usage(io, `${flag} needs a value`);
       if (flag === '-f' || flag === '--filename') files.push(v);
       else if (flag === '--ingress-class') options = { ...options, ingressClass: v };
+      else if (flag === '-n' || flag === '--namespace') options = { ...options, namespace: v };
       else if (flag === '--secret-name') {
         if (!/^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$/.test(v)) return usage(io, `--secret-name "${v}" is not a Secret name`);
         options = { ...options, secretName: v };

@@ -5,6 +5,9 @@
 import { kongPlugin, secretCommand, withPluginAnnotation } from './emit.js';
 import { isObj, kindOf, nameOf, namespaceOf, type ConvertOptions, type ConvertedConfig, type Obj, type Report } from './model.js';
 
+/** Kinds without a namespace, among those a conversion input may hold. */
+const CLUSTER_SCOPED = new Set(['Namespace', 'GatewayClass', 'IngressClass', 'KongClusterPlugin', 'ClusterRole', 'ClusterRoleBinding', 'CustomResourceDefinition', 'Node', 'PersistentVolume', 'StorageClass']);
+
 export class ConvertContext {
   readonly reports: Report[] = [];
   readonly plugins: Obj[] = [];
@@ -18,8 +21,16 @@ export class ConvertContext {
     readonly options: ConvertOptions,
     inputs: readonly unknown[],
   ) {
-    this.outputs = inputs.map((d) => structuredClone(d));
-    inputs.forEach((doc, i) => {
+    // Documents without a namespace are in the one kubectl would use: say it, so that the
+    // KongPlugins (which must name theirs) and what they attach to agree.
+    this.outputs = inputs.map((d) => {
+      const copy = structuredClone(d);
+      if (isObj(copy) && isObj(copy.metadata) && copy.metadata.namespace === undefined && !CLUSTER_SCOPED.has(String(copy.kind))) {
+        copy.metadata.namespace = options.namespace;
+      }
+      return copy;
+    });
+    this.outputs.forEach((doc, i) => {
       if (!isObj(doc)) return;
       if (kindOf(doc) === 'v1/Service') this.services.set(`${namespaceOf(doc)}/${nameOf(doc)}`, i);
       if (kindOf(doc) === 'configuration.konghq.com/v1/KongPlugin') this.takenPluginNames.add(`${namespaceOf(doc)}/${nameOf(doc)}`);

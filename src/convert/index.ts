@@ -27,17 +27,19 @@ export function convert(inputs: readonly unknown[], options: ConvertOptions): Co
   const ctx = new ConvertContext(options, inputs);
   const initial = [...ctx.outputs];
   let converted = 0;
-  inputs.forEach((doc, i) => {
+  inputs.forEach((_, i) => {
+    // The copy, with the namespace kubectl would use when the input names none.
+    const doc = ctx.outputs[i];
     if (!isObj(doc)) return;
     const before = ctx.plugins.length;
     const kind = kindOf(doc);
     const group = String(doc.apiVersion).split('/')[0] as string;
     if (kind === 'networking.k8s.io/v1/Ingress') {
-      if (hasIngressNginxAffinity(doc, options.annotationPrefix)) ctx.outputs[i] = convertIngress(ctx.outputs[i] as typeof doc, ctx);
+      if (hasIngressNginxAffinity(doc, options.annotationPrefix)) ctx.outputs[i] = convertIngress(doc, ctx);
     } else if (group === 'configuration.konghq.com' && doc.kind === 'KongUpstreamPolicy') {
-      ctx.outputs[i] = convertUpstreamPolicy(ctx.outputs[i] as typeof doc, ctx);
+      ctx.outputs[i] = convertUpstreamPolicy(doc, ctx);
     } else if (group === 'gateway.networking.k8s.io' && doc.kind === 'HTTPRoute') {
-      ctx.outputs[i] = convertHttpRoute(ctx.outputs[i] as typeof doc, ctx);
+      ctx.outputs[i] = convertHttpRoute(doc, ctx);
     } else if (GATEWAY_GROUPS.includes(group)) {
       reportOtherGatewayKinds(doc, ctx);
     } else if (kind === 'extensions/v1beta1/Ingress' || kind === 'networking.k8s.io/v1beta1/Ingress') {
@@ -47,9 +49,11 @@ export function convert(inputs: readonly unknown[], options: ConvertOptions): Co
     }
     if (ctx.plugins.length > before) converted++;
   });
+  const changed = ctx.outputs.map((d, i) => d !== initial[i]);
   return {
-    documents: [...ctx.plugins, ...ctx.outputs],
-    changed: [...ctx.plugins.map(() => true), ...ctx.outputs.map((d, i) => d !== initial[i])],
+    // Documents the conversion did not touch go out exactly as read.
+    documents: [...ctx.plugins, ...ctx.outputs.map((d, i) => (changed[i] ? d : inputs[i]))],
+    changed: [...ctx.plugins.map(() => true), ...changed],
     reports: ctx.reports,
     converted,
   };

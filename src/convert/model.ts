@@ -72,12 +72,15 @@ export interface ConvertOptions {
   readonly legacyCookies: boolean;
   /** ingress-nginx's `--annotations-prefix` (default `nginx.ingress.kubernetes.io`). */
   readonly annotationPrefix: string;
+  /** The namespace of documents that name none (kubectl's current namespace). */
+  readonly namespace: string;
 }
 
 export const DEFAULT_OPTIONS: ConvertOptions = {
   secretName: 'sticky-session-secrets',
   legacyCookies: true,
   annotationPrefix: 'nginx.ingress.kubernetes.io',
+  namespace: 'default',
 };
 
 /** Names the plugin schema accepts (src/schema.ts, Lua patterns written as JS). */
