@@ -1,0 +1,182 @@
+import { describe, expect, it } from 'vitest';
+import { convert, DEFAULT_OPTIONS, type ConvertOptions, type Report } from '../../src/convert/index.js';
+import { commonPath, INGRESS_NGINX_SAMESITE_NONE_EXEMPT } from '../../src/convert/ingress-nginx.js';
+import { convertedProblems } from '../manifests/converted.js';
+
+type Obj = Record<string, unknown>;
+const P = 'nginx.ingress.kubernetes.io';
+
+function ingress(annotations: Record<string, string>, paths: string[] = ['/'], extra: Obj = {}): Obj {
+  return {
+    apiVersion: 'networking.k8s.io/v1',
+    kind: 'Ingress',
+    metadata: { name: 'web', namespace: 'shop', annotations },
+    spec: {
+      ingressClassName: 'nginx',
+      rules: [
+        {
+          host: 'shop.example.com',
+          http: { paths: paths.map((path) => ({ path, pathType: 'Prefix', backend: { service: { name: 'web', port: { number: 80 } } } })) },
+        },
+      ],
+      ...extra,
+    },
+  };
+}
+
+function run(docs: unknown[], options: Partial<ConvertOptions> = {}) {
+  const result = convert(docs, { ...DEFAULT_OPTIONS, ...options });
+  const plugins = result.documents.filter((d) => (d as Obj).kind === 'KongPlugin') as Obj[];
+  const config = (plugins[0]?.config ?? {}) as Obj;
+  const find = (field: string): Report[] => result.reports.filter((r) => r.field === `${P}/${field}` || r.field === field);
+  return { result, plugins, config, find };
+}
+
+describe('ingress-nginx cookie affinity', () => {
+  it('maps the documented example: name, Max-Age over Expires, HttpOnly, legacy cookie, plugin on the Ingress', () => {
+    const { result, plugins, config, find } = run([
+      ingress({ [`${P}/affinity`]: 'cookie', [`${P}/session-cookie-name`]: 'route', [`${P}/session-cookie-expires`]: '172800', [`${P}/session-cookie-max-age`]: '172800' }),
+    ]);
+    expect(plugins).toHaveLength(1);
+    expect(config).toEqual({
+      transport: 'cookie',
+      cookie_name: 'route',
+      cookie_path: '/',
+      cookie_http_only: true,
+      cookie_max_age: 172800,
+      balancer: 'least-sessions',
+      accept_legacy_cookies: [{ format: 'ingress-nginx', mode: 'balanced', name: 'route' }],
+    });
+    const out = result.documents[1] as Obj;
+    expect((out.metadata as Obj).annotations).toMatchObject({ 'konghq.com/plugins': 'web-sticky-session', [`${P}/affinity`]: 'cookie' });
+    expect(find('affinity-mode')[0]?.level).toBe('differs');
+    expect(find('session-cookie-samesite')[0]?.message).toMatch(/no SameSite/);
+    expect(result.reports.filter((r) => r.level === 'unmapped')).toEqual([]);
+    for (const d of result.documents) expect(convertedProblems(d)).toEqual([]);
+  });
+
+  it('defaults the cookie name to INGRESSCOOKIE and the path to the Ingress path', () => {
+    const { config, find } = run([ingress({ [`${P}/affinity`]: 'cookie' }, ['/app'])]);
+    expect(config.cookie_name).toBe('INGRESSCOOKIE');
+    expect(config.cookie_path).toBe('/app');
+    expect(config.cookie_max_age).toBeUndefined(); // a browser-session cookie, as in ingress-nginx
+    expect(config.accept_legacy_cookies).toEqual([{ format: 'ingress-nginx', mode: 'balanced', name: 'INGRESSCOOKIE' }]);
+    expect(find('session-cookie-path')[0]?.message).toMatch(/Path=\/app/);
+  });
+
+  it('several paths: their common prefix, reported; regex paths: "/"', () => {
+    expect(run([ingress({ [`${P}/affinity`]: 'cookie' }, ['/shop/cart', '/shop/pay'])]).config.cookie_path).toBe('/shop');
+    expect(run([ingress({ [`${P}/affinity`]: 'cookie' }, ['/a', '/b'])]).config.cookie_path).toBe('/');
+    const regex = run([ingress({ [`${P}/affinity`]: 'cookie', [`${P}/use-regex`]: 'true' }, ['/api/v[0-9]+'])]);
+    expect(regex.config.cookie_path).toBe('/');
+    expect(regex.find('session-cookie-path')[0]?.message).toMatch(/regular-expression/);
+    expect(commonPath(['/a/b/c', '/a/b', '/a/bc'])).toBe('/a');
+  });
+
+  it('SameSite=None with conditional-samesite-none: the user agents ingress-nginx exempts', () => {
+    const { config } = run([
+      ingress({ [`${P}/affinity`]: 'cookie', [`${P}/session-cookie-samesite`]: 'None', [`${P}/session-cookie-conditional-samesite-none`]: 'true', [`${P}/session-cookie-secure`]: 'true' }),
+    ]);
+    expect(config.cookie_same_site).toBe('None');
+    expect(config.cookie_secure).toBe(true);
+    expect(config.cookie_same_site_none_exempt_user_agents).toEqual(INGRESS_NGINX_SAMESITE_NONE_EXEMPT);
+    const exempt = INGRESS_NGINX_SAMESITE_NONE_EXEMPT.map((p) => new RegExp(p));
+    const isExempt = (ua: string): boolean => exempt.some((r) => r.test(ua));
+    // util/same_site.lua: Chrome 40-69, iOS 12, Safari on macOS 10.14 (not Chrome there).
+    expect(isExempt('Mozilla/5.0 (Windows NT 10.0) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/66.0.3359.181 Safari/537.36')).toBe(true);
+    expect(isExempt('Mozilla/5.0 (iPhone; CPU iPhone OS 12_1 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/12.0 Mobile/15E148 Safari/604.1')).toBe(true);
+    expect(isExempt('Mozilla/5.0 (Macintosh; Intel Mac OS X 10_14_6) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/12.1.2 Safari/605.1.15')).toBe(true);
+    expect(isExempt('Mozilla/5.0 (Macintosh; Intel Mac OS X 10_14_6) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0.0.0 Safari/537.36')).toBe(false);
+    expect(isExempt('Mozilla/5.0 (Windows NT 10.0) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0.0.0 Safari/537.36')).toBe(false);
+  });
+
+  it('conditional-samesite-none without SameSite None is reported as without effect, not mapped', () => {
+    const { config, find } = run([ingress({ [`${P}/affinity`]: 'cookie', [`${P}/session-cookie-samesite`]: 'Strict', [`${P}/session-cookie-conditional-samesite-none`]: 'true' })]);
+    expect(config.cookie_same_site).toBe('Strict');
+    expect(config.cookie_same_site_none_exempt_user_agents).toBeUndefined();
+    expect(find('session-cookie-conditional-samesite-none')[0]?.level).toBe('ignored');
+  });
+
+  it('secure "false" and unset both leave cookie_secure unset (Secure on HTTPS), as ingress-nginx does', () => {
+    expect(run([ingress({ [`${P}/affinity`]: 'cookie', [`${P}/session-cookie-secure`]: 'false' })]).config).not.toHaveProperty('cookie_secure');
+    expect(run([ingress({ [`${P}/affinity`]: 'cookie' })]).config).not.toHaveProperty('cookie_secure');
+  });
+
+  it('expires alone is sent as Max-Age; 0 or negative is unmapped; more than a year is capped', () => {
+    const expires = run([ingress({ [`${P}/affinity`]: 'cookie', [`${P}/session-cookie-expires`]: '3600' })]);
+    expect(expires.config.cookie_max_age).toBe(3600);
+    expect(expires.find('session-cookie-expires')[0]?.message).toMatch(/Max-Age/);
+    const zero = run([ingress({ [`${P}/affinity`]: 'cookie', [`${P}/session-cookie-max-age`]: '0' })]);
+    expect(zero.config.cookie_max_age).toBeUndefined();
+    expect(zero.find('session-cookie-max-age')[0]?.level).toBe('unmapped');
+    expect(run([ingress({ [`${P}/affinity`]: 'cookie', [`${P}/session-cookie-max-age`]: '99999999' })]).config.cookie_max_age).toBe(31_536_000);
+    expect(run([ingress({ [`${P}/affinity`]: 'cookie', [`${P}/session-cookie-max-age`]: 'soon' })]).find('session-cookie-max-age')[0]?.level).toBe('ignored');
+  });
+
+  it('persistent mode, change on failure, canary behaviour, domain', () => {
+    const { result, config, find } = run([
+      ingress({
+        [`${P}/affinity`]: 'cookie',
+        [`${P}/affinity-mode`]: 'persistent',
+        [`${P}/session-cookie-change-on-failure`]: 'true',
+        [`${P}/affinity-canary-behavior`]: 'sticky',
+        [`${P}/session-cookie-domain`]: '.example.com',
+      }),
+    ]);
+    expect(config.accept_legacy_cookies).toEqual([{ format: 'ingress-nginx', mode: 'persistent', name: 'INGRESSCOOKIE' }]);
+    expect(config.change_on_failure).toBe(true);
+    expect(config.cookie_domain).toBe('.example.com');
+    expect(find('affinity-canary-behavior')[0]?.level).toBe('unmapped');
+    expect(result.reports.some((r) => r.level === 'action' && /plugins-failover/.test(r.message))).toBe(true);
+  });
+
+  it('--no-legacy-cookies leaves accept_legacy_cookies out and says what that costs', () => {
+    const { config, result } = run([ingress({ [`${P}/affinity`]: 'cookie' })], { legacyCookies: false });
+    expect(config).not.toHaveProperty('accept_legacy_cookies');
+    expect(result.reports.some((r) => /new session/.test(r.message))).toBe(true);
+  });
+
+  it('upstream-hash-by: a cookie hash becomes our own cookie (never the application\'s); other keys are unmapped', () => {
+    const cookie = run([ingress({ [`${P}/upstream-hash-by`]: '$cookie_JSESSIONID' })]);
+    expect(cookie.config.cookie_name).toBe('sticky_session');
+    expect(cookie.config).not.toHaveProperty('accept_legacy_cookies');
+    const ip = run([ingress({ [`${P}/upstream-hash-by`]: '$binary_remote_addr' })]);
+    expect(ip.plugins).toEqual([]);
+    expect(ip.find('upstream-hash-by')[0]?.level).toBe('unmapped');
+    const both = run([ingress({ [`${P}/affinity`]: 'cookie', [`${P}/upstream-hash-by`]: '$request_uri' })]);
+    expect(both.config.cookie_name).toBe('INGRESSCOOKIE');
+    expect(both.find('upstream-hash-by')[0]?.level).toBe('ignored');
+  });
+
+  it('reports every affinity annotation it does not carry, and unknown session-cookie-* ones', () => {
+    const { result } = run([ingress({ [`${P}/session-cookie-name`]: 'x', [`${P}/session-cookie-hash`]: 'sha1', [`${P}/rewrite-target`]: '/' })]);
+    expect(result.converted).toBe(0);
+    expect(result.reports.map((r) => [r.level, r.field])).toEqual([
+      ['ignored', `${P}/session-cookie-name`],
+      ['unmapped', `${P}/session-cookie-hash`],
+    ]);
+  });
+
+  it('--ingress-class sets ingressClassName and removes the legacy class annotation the API server refuses beside it', () => {
+    const doc = ingress({ [`${P}/affinity`]: 'cookie', 'kubernetes.io/ingress.class': 'nginx' });
+    delete (doc.spec as Obj).ingressClassName;
+    const { result } = run([doc], { ingressClass: 'kong' });
+    const out = result.documents[1] as Obj;
+    expect((out.spec as Obj).ingressClassName).toBe('kong');
+    expect((out.metadata as Obj).annotations).not.toHaveProperty('kubernetes.io/ingress.class');
+    expect(doc.metadata).toHaveProperty(['annotations', 'kubernetes.io/ingress.class']); // input untouched
+  });
+
+  it('appends to an existing konghq.com/plugins list once, and never reuses a KongPlugin name of the input', () => {
+    const doc = ingress({ [`${P}/affinity`]: 'cookie', 'konghq.com/plugins': 'cors, web-sticky-session' });
+    const taken = { apiVersion: 'configuration.konghq.com/v1', kind: 'KongPlugin', metadata: { name: 'web-sticky-session', namespace: 'shop' }, plugin: 'cors' };
+    const { result, plugins } = run([taken, doc]);
+    expect((plugins[0]?.metadata as Obj).name).toBe('web-sticky-session-2'); // plugins[1] is the input's
+    expect(((result.documents[2] as Obj).metadata as Obj).annotations).toMatchObject({ 'konghq.com/plugins': 'cors,web-sticky-session,web-sticky-session-2' });
+  });
+
+  it('a custom annotation prefix', () => {
+    const { plugins } = run([ingress({ 'custom.io/affinity': 'cookie' })], { annotationPrefix: 'custom.io' });
+    expect(plugins).toHaveLength(1);
+  });
+});
