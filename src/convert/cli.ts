@@ -14,7 +14,7 @@ export interface ConvertIo {
   readonly stdin: () => Promise<string>;
 }
 
-export const CONVERT_USAGE = `usage: sticky-session convert [-f FILE]... [--strict] [--ingress-class kong]
+export const CONVERT_USAGE = `usage: sticky-session convert [-f FILE]... [--strict] [--ingress-class kong] [--name-suffix -kong]
                               [--secret-name NAME] [--no-legacy-cookies]
                               [--annotation-prefix nginx.ingress.kubernetes.io] [-n NAMESPACE]
 
@@ -34,6 +34,8 @@ prints the command that creates it.
 The report on stderr says, per source field, what differs and what cannot be carried.
   --strict               exit 1 when a source field cannot be carried (UNMAPPED)
   --ingress-class NAME   set spec.ingressClassName of converted Ingresses (e.g. kong)
+  --name-suffix SUFFIX   write converted Ingresses under a new name (name + SUFFIX), so the
+                         originals keep being served by ingress-nginx until you delete them
   --no-legacy-cookies    do not honour ingress-nginx's cookies (accept_legacy_cookies) during
                          the switch: every client then starts a new session
   --annotation-prefix P  ingress-nginx's --annotations-prefix, if yours is not the default
@@ -65,12 +67,16 @@ export async function runConvert(argv: readonly string[], io: ConvertIo): Promis
       return 0;
     } else if (arg === '--strict') strict = true;
     else if (arg === '--no-legacy-cookies') options = { ...options, legacyCookies: false };
-    else if (['-f', '--filename', '--ingress-class', '--secret-name', '--annotation-prefix', '-n', '--namespace'].includes(flag)) {
+    else if (['-f', '--filename', '--ingress-class', '--name-suffix', '--secret-name', '--annotation-prefix', '-n', '--namespace'].includes(flag)) {
       const v = value(arg, flag);
       if (v === undefined || v === '') return usage(io, `${flag} needs a value`);
       if (flag === '-f' || flag === '--filename') files.push(v);
       else if (flag === '--ingress-class') options = { ...options, ingressClass: v };
       else if (flag === '-n' || flag === '--namespace') options = { ...options, namespace: v };
+      else if (flag === '--name-suffix') {
+        if (!/^[-.a-z0-9]+$/.test(v)) return usage(io, `--name-suffix "${v}" cannot end an object name`);
+        options = { ...options, nameSuffix: v };
+      }
       else if (flag === '--secret-name') {
         if (!/^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$/.test(v)) return usage(io, `--secret-name "${v}" is not a Secret name`);
         options = { ...options, secretName: v };

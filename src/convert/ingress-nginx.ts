@@ -131,7 +131,12 @@ export function convertIngress(doc: Obj, ctx: ConvertContext): Obj {
     PLUGINS_ANNOTATION,
     `KongPlugin ${name} attached to this Ingress, so to each Kong route KIC makes of it: a session token is bound to its Kong route (ingress-nginx's cookie was bound to the Service backend)`,
   );
+  namePorts(out, ctx, source);
   if (ctx.options.ingressClass !== undefined) out = withIngressClass(out, ctx.options.ingressClass, ctx, source);
+  if (ctx.options.nameSuffix) {
+    (out.metadata as Obj).name = `${nameOf(doc)}${ctx.options.nameSuffix}`;
+    ctx.report('differs', source, 'metadata.name', `written as a new Ingress ${nameOf(out)}: ${nameOf(doc)} stays as it is, served by ingress-nginx, until you delete it`);
+  }
   return out;
 }
 
@@ -298,6 +303,32 @@ export function commonPath(paths: readonly string[]): string {
   let n = 0;
   while (n < first.length && split.every((s) => s[n] === first[n])) n++;
   return `/${first.slice(0, n).join('/')}`;
+}
+
+/**
+ * KIC names the Kong service host after the backend's port (`<svc>.<ns>.<port>.svc`), and the
+ * plugin finds that port in the EndpointSlices by name, or by number among target ports: a
+ * multi-port Service reached by number would match nothing. When the input has the Service,
+ * refer to its port by name instead (the same port).
+ */
+function namePorts(doc: Obj, ctx: ConvertContext, source: string): void {
+  const namespace = namespaceOf(doc);
+  const backends: Array<[string, unknown]> = [['spec.defaultBackend', at(doc, 'spec', 'defaultBackend', 'service')]];
+  const rules = at(doc, 'spec', 'rules');
+  (Array.isArray(rules) ? rules : []).forEach((rule, i) => {
+    const list = at(rule, 'http', 'paths');
+    (Array.isArray(list) ? list : []).forEach((p, j) => backends.push([`spec.rules[${i}].http.paths[${j}].backend`, at(p, 'backend', 'service')]));
+  });
+  for (const [where, backend] of backends) {
+    if (!isObj(backend) || !isObj(backend.port) || typeof backend.port.number !== 'number') continue;
+    const ports = at(ctx.service(namespace, String(backend.name)), 'spec', 'ports');
+    if (!Array.isArray(ports) || ports.length < 2) continue;
+    const port = ports.find((p) => isObj(p) && p.port === (backend.port as Obj).number);
+    if (isObj(port) && typeof port.name === 'string' && port.name !== '') {
+      ctx.report('differs', source, `${where}.service.port`, `number ${String(backend.port.number)} written as name "${port.name}" (the same port): the plugin finds a multi-port Service's port in its EndpointSlices by name`);
+      backend.port = { name: port.name };
+    }
+  }
 }
 
 function resourceBackends(doc: Obj): string[] {

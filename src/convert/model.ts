@@ -68,6 +68,11 @@ export interface ConvertOptions {
   readonly secretName: string;
   /** Set `spec.ingressClassName` of converted Ingresses to this (e.g. `kong`). */
   readonly ingressClass?: string;
+  /**
+   * Append this to the names of converted Ingresses: the originals stay as they are (served
+   * by ingress-nginx) next to the copies for Kong, for a cut-over without a gap.
+   */
+  readonly nameSuffix?: string;
   /** Emit `accept_legacy_cookies` for ingress-nginx cookie affinity (default true). */
   readonly legacyCookies: boolean;
   /** ingress-nginx's `--annotations-prefix` (default `nginx.ingress.kubernetes.io`). */

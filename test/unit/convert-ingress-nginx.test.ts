@@ -180,3 +180,27 @@ describe('ingress-nginx cookie affinity', () => {
     expect(plugins).toHaveLength(1);
   });
 });
+
+describe('ingress-nginx: a copy for Kong next to the original', () => {
+  it('--name-suffix writes the converted Ingress under a new name; the KongPlugin keeps the original\'s', () => {
+    const result = convert([ingress({ [`${P}/affinity`]: 'cookie' })], { ...DEFAULT_OPTIONS, ingressClass: 'kong', nameSuffix: '-kong' });
+    const [plugin, out] = result.documents as Obj[];
+    expect((out?.metadata as Obj).name).toBe('web-kong');
+    expect((out?.spec as Obj).ingressClassName).toBe('kong');
+    expect((plugin?.metadata as Obj).name).toBe('web-sticky-session');
+    expect(result.reports.find((r) => r.field === 'metadata.name')?.message).toMatch(/web stays as it is/);
+  });
+});
+
+describe('ingress-nginx: backend ports', () => {
+  it('a multi-port Service in the input reached by number: the backend names the port instead', () => {
+    const svc = { apiVersion: 'v1', kind: 'Service', metadata: { name: 'web', namespace: 'shop' }, spec: { ports: [{ name: 'http', port: 80, targetPort: 8080 }, { name: 'admin', port: 81 }] } };
+    const result = convert([svc, ingress({ [`${P}/affinity`]: 'cookie' })], DEFAULT_OPTIONS);
+    const out = result.documents[2] as Obj;
+    expect(JSON.stringify(out.spec)).toContain('"port":{"name":"http"}');
+    expect(result.reports.find((r) => r.field.endsWith('.service.port'))?.level).toBe('differs');
+    // A single-port Service, or one not in the input: left as it is.
+    const single = { ...svc, spec: { ports: [{ name: 'http', port: 80, targetPort: 8080 }] } };
+    expect(JSON.stringify((convert([single, ingress({ [`${P}/affinity`]: 'cookie' })], DEFAULT_OPTIONS).documents[2] as Obj).spec)).toContain('"number":80');
+  });
+});
