@@ -3,7 +3,10 @@
  * documents (input order, converted in place), the KongPlugins made, the report.
  */
 import { kongPlugin, secretCommand, withPluginAnnotation } from './emit.js';
-import { isObj, kindOf, nameOf, namespaceOf, type ConvertOptions, type ConvertedConfig, type Obj, type Report } from './model.js';
+import { at, isObj, kindOf, nameOf, namespaceOf, type ConvertOptions, type ConvertedConfig, type Obj, type Report } from './model.js';
+
+/** The annotation that names the source a KongPlugin was converted from. */
+export const CONVERTED_FROM = 'sticky-session/converted-from';
 
 /** Kinds without a namespace, among those a conversion input may hold. */
 const CLUSTER_SCOPED = new Set(['Namespace', 'GatewayClass', 'IngressClass', 'KongClusterPlugin', 'ClusterRole', 'ClusterRoleBinding', 'CustomResourceDefinition', 'Node', 'PersistentVolume', 'StorageClass']);
@@ -15,6 +18,8 @@ export class ConvertContext {
   readonly outputs: unknown[];
   private readonly services = new Map<string, number>();
   private readonly takenPluginNames = new Set<string>();
+  /** KongPlugins of the input that an earlier run made, by `ns/name`: their index and source. */
+  private readonly earlierPlugins = new Map<string, { readonly index: number; readonly origin: unknown }>();
   private readonly secretNamespaces = new Set<string>();
 
   constructor(
@@ -33,7 +38,12 @@ export class ConvertContext {
     this.outputs.forEach((doc, i) => {
       if (!isObj(doc)) return;
       if (kindOf(doc) === 'v1/Service') this.services.set(`${namespaceOf(doc)}/${nameOf(doc)}`, i);
-      if (kindOf(doc) === 'configuration.konghq.com/v1/KongPlugin') this.takenPluginNames.add(`${namespaceOf(doc)}/${nameOf(doc)}`);
+      if (kindOf(doc) === 'configuration.konghq.com/v1/KongPlugin') {
+        const key = `${namespaceOf(doc)}/${nameOf(doc)}`;
+        this.takenPluginNames.add(key);
+        const origin = at(doc, 'metadata', 'annotations', CONVERTED_FROM);
+        if (origin !== undefined) this.earlierPlugins.set(key, { index: i, origin });
+      }
     });
   }
 
@@ -64,13 +74,26 @@ export class ConvertContext {
 
   /**
    * Emits a KongPlugin for `config` and returns its name: `wanted`, or `wanted-2`... when a
-   * KongPlugin of that name is in the input or already made (never overwrite one).
+   * KongPlugin of that name is in the input or already made. The one exception: the input's
+   * KongPlugin that an earlier run made for this same source is replaced, so converting an
+   * output again gives that output.
    */
   addPlugin(namespace: string, wanted: string, config: ConvertedConfig, origin: string): string {
+    // Converting an earlier run's output again: replace the KongPlugin it made for this source.
+    const earlier = this.earlierPlugins.get(`${namespace}/${wanted}`);
+    if (earlier && earlier.origin === origin) {
+      this.earlierPlugins.delete(`${namespace}/${wanted}`);
+      this.outputs[earlier.index] = this.makePlugin(namespace, wanted, config, origin);
+      return wanted;
+    }
     let name = wanted;
     for (let n = 2; this.takenPluginNames.has(`${namespace}/${name}`); n++) name = `${wanted.slice(0, 249)}-${n}`;
     this.takenPluginNames.add(`${namespace}/${name}`);
-    this.plugins.push(kongPlugin(name, namespace, config, this.options.secretName, { 'sticky-session/converted-from': origin }));
+    this.plugins.push(this.makePlugin(namespace, name, config, origin));
+    return name;
+  }
+
+  private makePlugin(namespace: string, name: string, config: ConvertedConfig, origin: string): Obj {
     if (!this.secretNamespaces.has(namespace)) {
       this.secretNamespaces.add(namespace);
       this.report(
@@ -88,6 +111,6 @@ export class ConvertContext {
         'needs the plugin server started on plugins-failover/ instead of plugins/ (README, "Change on failure"); on plugins/ the instance refuses to start',
       );
     }
-    return name;
+    return kongPlugin(name, namespace, config, this.options.secretName, { [CONVERTED_FROM]: origin });
   }
 }

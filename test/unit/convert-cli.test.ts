@@ -62,6 +62,28 @@ describe('sticky-session convert (CLI)', () => {
     }
   });
 
+  it.each([
+    ['ingress-nginx', ['--ingress-class', 'kong']],
+    ['kong-upstream-policy', []],
+    ['gateway-api', []],
+  ])('%s: every KongPlugin made is attached once; converting the output again gives the same output', async (name, args) => {
+    const first = await convert(['-f', example(name), ...args]);
+    const docs = docsOf(first);
+    const made = docs.filter((d) => d.kind === 'KongPlugin').map((p) => `${String((p.metadata as Obj).namespace)}/${String((p.metadata as Obj).name)}`);
+    const attached = docs.flatMap((d) => {
+      const ns = String((d.metadata as Obj).namespace);
+      const annotation = ((d.metadata as Obj).annotations as Obj | undefined)?.['konghq.com/plugins'];
+      const fromAnnotation = typeof annotation === 'string' ? annotation.split(',').map((n) => `${ns}/${n}`) : [];
+      const rules = ((d.spec as Obj | undefined)?.rules as Obj[] | undefined) ?? [];
+      const fromFilters = rules.flatMap((r) => ((r.filters as Obj[] | undefined) ?? []).filter((f) => f.type === 'ExtensionRef').map((f) => `${ns}/${String((f.extensionRef as Obj).name)}`));
+      return [...fromAnnotation, ...fromFilters];
+    });
+    for (const p of made) expect(attached.filter((a) => a === p), p).toHaveLength(1);
+    const again = await convert(args, first.out);
+    expect(again.code, again.err).toBe(0);
+    expect(again.out).toBe(first.out);
+  });
+
   it('ingress-nginx: every converted Ingress carries its KongPlugin, class kong, and legacy cookies by default', async () => {
     const docs = docsOf(await convert(['-f', example('ingress-nginx'), '--ingress-class', 'kong']));
     const plugins = new Map(docs.filter((d) => d.kind === 'KongPlugin').map((p) => [(p.metadata as Obj).name as string, p]));
