@@ -122,6 +122,15 @@ export function convertIngress(doc: Obj, ctx: ConvertContext): Obj {
     ctx.report('unmapped', source, backend, 'a resource backend, not a Service: the plugin pins to the pods of a Service, so requests there are left to Kong');
   }
 
+  const backends = [...new Set(serviceBackends(doc))];
+  if (backends.length > 1) {
+    ctx.report(
+      'differs',
+      source,
+      'spec.rules',
+      `${backends.length} backends (${backends.join(', ')}): KIC makes a Kong route of each, and a token is bound to its route, so a client that goes from one backend to another under the same cookie (Path=${config.cookie_path ?? '/'}) starts a new session each time; ingress-nginx hashed one cookie per backend. Give each backend its own Ingress (each then gets its own KongPlugin and cookie path)`,
+    );
+  }
   const namespace = namespaceOf(doc);
   const name = ctx.addPlugin(namespace, pluginName(nameOf(doc), 'sticky-session'), config, source);
   let out = withPluginAnnotation(doc, name);
@@ -329,6 +338,17 @@ function namePorts(doc: Obj, ctx: ConvertContext, source: string): void {
       backend.port = { name: port.name };
     }
   }
+}
+
+/** The Service backends of an Ingress as `name:port`. */
+function serviceBackends(doc: Obj): string[] {
+  const services = [at(doc, 'spec', 'defaultBackend', 'service')];
+  const rules = at(doc, 'spec', 'rules');
+  for (const rule of Array.isArray(rules) ? rules : []) {
+    const list = at(rule, 'http', 'paths');
+    for (const p of Array.isArray(list) ? list : []) services.push(at(p, 'backend', 'service'));
+  }
+  return services.filter(isObj).map((s) => `${String(s.name)}:${String(at(s, 'port', 'name') ?? at(s, 'port', 'number'))}`);
 }
 
 function resourceBackends(doc: Obj): string[] {

@@ -204,3 +204,16 @@ describe('ingress-nginx: backend ports', () => {
     expect(JSON.stringify((convert([single, ingress({ [`${P}/affinity`]: 'cookie' })], DEFAULT_OPTIONS).documents[2] as Obj).spec)).toContain('"number":80');
   });
 });
+
+describe('ingress-nginx: several backends on one Ingress', () => {
+  it('is converted, with the cost of one token per Kong route reported', () => {
+    const doc = ingress({ [`${P}/affinity`]: 'cookie' }, ['/']);
+    const paths = ((((doc.spec as Obj).rules as Obj[])[0]?.http as Obj).paths as Obj[]);
+    paths.push({ path: '/api', pathType: 'Prefix', backend: { service: { name: 'api', port: { number: 8080 } } } });
+    const result = convert([doc], DEFAULT_OPTIONS);
+    expect(result.converted).toBe(1);
+    expect(result.reports.find((r) => r.field === 'spec.rules')?.message).toMatch(/^2 backends \(web:80, api:8080\)/);
+    // One backend, several paths: no such report.
+    expect(convert([ingress({ [`${P}/affinity`]: 'cookie' }, ['/a', '/b'])], DEFAULT_OPTIONS).reports.some((r) => r.field === 'spec.rules')).toBe(false);
+  });
+});
