@@ -336,7 +336,12 @@ function namePorts(doc: Obj, ctx: ConvertContext, source: string): void {
   });
   for (const [where, backend] of backends) {
     if (!isObj(backend) || !isObj(backend.port) || typeof backend.port.number !== 'number') continue;
-    const ports = at(ctx.service(namespace, String(backend.name)), 'spec', 'ports');
+    const service = ctx.service(namespace, String(backend.name));
+    const ports = at(service, 'spec', 'ports');
+    if (!service) {
+      ctx.report('differs', source, `${where}.service.port`, `Service ${String(backend.name)} is not in the input: if it has several ports, refer to this one by name (port.name), or the plugin finds no port ${String(backend.port.number)} among the target ports of its EndpointSlices`);
+      continue;
+    }
     if (!Array.isArray(ports) || ports.length < 2) continue;
     const port = ports.find((p) => isObj(p) && p.port === (backend.port as Obj).number);
     if (isObj(port) && typeof port.name === 'string' && port.name !== '') {

@@ -57,7 +57,10 @@ export function convertUpstreamPolicy(doc: Obj, ctx: ConvertContext): Obj {
       ctx.report('differs', source, 'spec.algorithm', 'sticky-sessions (Kong Enterprise 3.11+) removed: Kong open source refuses it; the default round-robin balances only what the plugin leaves to Kong');
     }
     // `hashOn.input: none` is what stickySessions requires; it means nothing without it.
-    if (isObj(outSpec.hashOn) && outSpec.hashOn.input === 'none' && Object.keys(outSpec.hashOn).length === 1) delete outSpec.hashOn;
+    if (isObj(outSpec.hashOn) && outSpec.hashOn.input === 'none' && Object.keys(outSpec.hashOn).length === 1) {
+      delete outSpec.hashOn;
+      ctx.report('ignored', source, 'spec.hashOn.input', '"none" is only what stickySessions requires; removed with it');
+    }
   } else {
     ctx.report(
       'differs',

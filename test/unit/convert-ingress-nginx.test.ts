@@ -202,6 +202,9 @@ describe('ingress-nginx: backend ports', () => {
     // A single-port Service, or one not in the input: left as it is.
     const single = { ...svc, spec: { ports: [{ name: 'http', port: 80, targetPort: 8080 }] } };
     expect(JSON.stringify((convert([single, ingress({ [`${P}/affinity`]: 'cookie' })], DEFAULT_OPTIONS).documents[2] as Obj).spec)).toContain('"number":80');
+    const absent = convert([ingress({ [`${P}/affinity`]: 'cookie' })], DEFAULT_OPTIONS);
+    expect(JSON.stringify((absent.documents[1] as Obj).spec)).toContain('"number":80');
+    expect(absent.reports.find((r) => r.field.endsWith('.service.port'))?.message).toMatch(/not in the input: if it has several ports/);
   });
 });
 

@@ -29,7 +29,7 @@ describe('KongUpstreamPolicy cookie affinity', () => {
     expect(out.spec).toEqual({});
     expect(result.changed).toEqual([true, true, true, true, true, false]);
     expect(result.documents[5]).toBe(docs[3]); // untouched: out as read
-    expect(result.reports.map((r) => r.field)).toEqual(expect.arrayContaining(['spec.stickySessions', 'spec.algorithm', 'spec']));
+    expect(result.reports.map((r) => r.field)).toEqual(expect.arrayContaining(['spec.stickySessions', 'spec.algorithm', 'spec.hashOn.input', 'spec']));
     for (const d of result.documents) expect(convertedProblems(d)).toEqual([]);
   });
 
