@@ -15,7 +15,7 @@ export interface ConvertIo {
 }
 
 export const CONVERT_USAGE = `usage: sticky-session convert [-f FILE]... [--strict] [--ingress-class kong] [--name-suffix -kong]
-                              [--secret-name NAME] [--no-legacy-cookies]
+                              [--attach ingress|service] [--secret-name NAME] [--no-legacy-cookies]
                               [--annotation-prefix nginx.ingress.kubernetes.io] [-n NAMESPACE]
 
 Reads Kubernetes YAML (files, or stdin for "-" or no -f; many documents; kubectl's kind: List
@@ -36,6 +36,8 @@ The report on stderr says, per source field, what differs and what cannot be car
   --ingress-class NAME   set spec.ingressClassName of converted Ingresses (e.g. kong)
   --name-suffix SUFFIX   write converted Ingresses under a new name (name + SUFFIX), so the
                          originals keep being served by ingress-nginx until you delete them
+  --attach service       put an Ingress's KongPlugin on each backend Service instead of on the
+                         Ingress: one session per Service across all its routes and hosts
   --no-legacy-cookies    do not honour ingress-nginx's cookies (accept_legacy_cookies) during
                          the switch: every client then starts a new session
   --annotation-prefix P  ingress-nginx's --annotations-prefix, if yours is not the default
@@ -67,6 +69,12 @@ export async function runConvert(argv: readonly string[], io: ConvertIo): Promis
       return 0;
     } else if (arg === '--strict') strict = true;
     else if (arg === '--no-legacy-cookies') options = { ...options, legacyCookies: false };
+    else if (arg === '--attach=service' || arg === '--attach=ingress') options = { ...options, attach: arg.slice('--attach='.length) as 'service' | 'ingress' };
+    else if (arg === '--attach') {
+      const v = args.shift();
+      if (v !== 'service' && v !== 'ingress') return usage(io, '--attach takes "ingress" or "service"');
+      options = { ...options, attach: v };
+    }
     else if (['-f', '--filename', '--ingress-class', '--name-suffix', '--secret-name', '--annotation-prefix', '-n', '--namespace'].includes(flag)) {
       const v = value(arg, flag);
       if (v === undefined || v === '') return usage(io, `${flag} needs a value`);

@@ -21,6 +21,8 @@ export class ConvertContext {
   /** KongPlugins of the input that an earlier run made, by `ns/name`: their index and source. */
   private readonly earlierPlugins = new Map<string, { readonly index: number; readonly origin: unknown }>();
   private readonly secretNamespaces = new Set<string>();
+  /** KongPlugins made for Services (`ns/service`), so two sources do not attach two. */
+  private readonly servicePlugins = new Map<string, { readonly name: string; readonly config: ConvertedConfig; readonly origin: string }>();
 
   constructor(
     readonly options: ConvertOptions,
@@ -70,6 +72,23 @@ export class ConvertContext {
     if (i === undefined || !isObj(doc)) return false;
     this.outputs[i] = withPluginAnnotation(doc, plugin);
     return true;
+  }
+
+  /**
+   * A KongPlugin for a Service (its name is `<service>-sticky-session`), attached to it when it
+   * is in the input. A second source for the same Service reuses the plugin when the settings
+   * agree, and is a conflict otherwise.
+   */
+  attachToService(namespace: string, service: string, config: ConvertedConfig, origin: string): { name: string; inInput: boolean; conflict?: string } {
+    const key = `${namespace}/${service}`;
+    const before = this.servicePlugins.get(key);
+    if (before) {
+      const same = JSON.stringify(before.config) === JSON.stringify(config);
+      return { name: before.name, inInput: this.services.has(key), ...(same ? {} : { conflict: `from ${before.origin}` }) };
+    }
+    const name = this.addPlugin(namespace, `${service}-sticky-session`.slice(0, 253), config, origin);
+    this.servicePlugins.set(key, { name, config, origin });
+    return { name, inInput: this.annotateService(namespace, service, name) };
   }
 
   /**

@@ -47,7 +47,7 @@ export function convert(inputs: readonly unknown[], options: ConvertOptions): Co
         ctx.report('unmapped', describe(doc), 'apiVersion', `${String(doc.apiVersion)} is gone since Kubernetes 1.22: convert the Ingress to networking.k8s.io/v1 first; not converted`);
       }
     }
-    if (ctx.plugins.length > before) converted++;
+    if (ctx.plugins.length > before || ctx.outputs[i] !== doc) converted++;
   });
   const changed = ctx.outputs.map((d, i) => d !== initial[i]);
   return {

@@ -122,6 +122,8 @@ export function convertIngress(doc: Obj, ctx: ConvertContext): Obj {
     ctx.report('unmapped', source, backend, 'a resource backend, not a Service: the plugin pins to the pods of a Service, so requests there are left to Kong');
   }
 
+  if (ctx.options.attach === 'service') return attachToServices(doc, config, ctx, source, key, get('session-cookie-path'));
+
   const backends = [...new Set(serviceBackends(doc))];
   if (backends.length > 1) {
     ctx.report(
@@ -140,13 +142,47 @@ export function convertIngress(doc: Obj, ctx: ConvertContext): Obj {
     PLUGINS_ANNOTATION,
     `KongPlugin ${name} attached to this Ingress, so to each Kong route KIC makes of it: a session token is bound to its Kong route (ingress-nginx's cookie was bound to the Service backend)`,
   );
-  namePorts(out, ctx, source);
+  return finishIngress(out, doc, ctx, source);
+}
+
+/** What every converted Ingress gets: ports by name, its class, its new name. */
+function finishIngress(converted: Obj, doc: Obj, ctx: ConvertContext, source: string): Obj {
+  let out = namePorts(converted, ctx, source);
   if (ctx.options.ingressClass !== undefined) out = withIngressClass(out, ctx.options.ingressClass, ctx, source);
   if (ctx.options.nameSuffix) {
+    out = out === doc ? structuredClone(doc) : out;
     (out.metadata as Obj).name = `${nameOf(doc)}${ctx.options.nameSuffix}`;
     ctx.report('differs', source, 'metadata.name', `written as a new Ingress ${nameOf(out)}: ${nameOf(doc)} stays as it is, served by ingress-nginx, until you delete it`);
   }
   return out;
+}
+
+/**
+ * `--attach service`: a KongPlugin per backend Service, on the Service, naming it, with the
+ * cookie path of that backend's own Ingress paths (ingress-nginx's cookie was per backend and
+ * per location). A token is then bound to the Kong service, valid on every route to it.
+ */
+function attachToServices(doc: Obj, config: ConvertedConfig, ctx: ConvertContext, source: string, key: (k: string) => string, configuredPath: string | undefined): Obj {
+  const namespace = namespaceOf(doc);
+  const services = [...new Set(serviceBackends(doc).map((b) => b.split(':')[0] as string))];
+  const paths = new Map(services.map((svc) => [svc, cookiePath(doc, ctx, source, key, configuredPath, svc)]));
+  const samePath = new Set(paths.values()).size < services.length;
+  for (const svc of services) {
+    const own: ConvertedConfig = { ...config, cookie_path: paths.get(svc) as string, kubernetes_namespace: namespace, kubernetes_service: svc };
+    if (samePath && own.cookie_name) {
+      // Two backends' cookies of one name and one path would overwrite each other at every switch.
+      own.cookie_name = `${own.cookie_name}-${svc}`.slice(0, 200);
+      ctx.report('differs', source, key('session-cookie-name'), `backend ${svc}: cookie ${own.cookie_name}, as another backend of this Ingress has the same cookie path (the legacy cookie is still read as ${String(config.accept_legacy_cookies?.[0]?.name ?? config.cookie_name)})`);
+    }
+    const attached = ctx.attachToService(namespace, svc, own, source);
+    if (attached.conflict) {
+      ctx.report('unmapped', source, `service ${svc}`, `Service ${namespace}/${svc} already gets KongPlugin ${attached.name} with other settings (${attached.conflict}); Kong runs one sticky-session per Kong service, so this Ingress's settings are not applied to it`);
+    } else if (!attached.inInput) {
+      ctx.report('action', source, `service ${svc}`, `Service ${namespace}/${svc} is not in the input: attach KongPlugin ${attached.name} with kubectl -n ${namespace} annotate service ${svc} konghq.com/plugins=${attached.name} (if it has a konghq.com/plugins list already, add the name to it: --overwrite replaces the list)`);
+    }
+  }
+  ctx.report('differs', source, PLUGINS_ANNOTATION, `--attach service: the KongPlugins are on the backend Services (${services.join(', ')}), not on this Ingress: a session token is bound to the Kong service, valid on every route to it`);
+  return finishIngress(doc, doc, ctx, source);
 }
 
 /** `affinity: cookie` and its session-cookie-* annotations. */
@@ -162,7 +198,9 @@ function cookieConfig(doc: Obj, ctx: ConvertContext, source: string, key: (k: st
   }
   config.cookie_name = cookieName;
 
-  config.cookie_path = cookiePath(doc, ctx, source, key, use('session-cookie-path'));
+  const configuredPath = use('session-cookie-path');
+  // Attached to Services, each backend gets the path of its own Ingress paths (convertIngress).
+  if (ctx.options.attach === 'ingress') config.cookie_path = cookiePath(doc, ctx, source, key, configuredPath, undefined);
 
   const domain = use('session-cookie-domain');
   if (domain) {
@@ -271,22 +309,23 @@ function cookieConfig(doc: Obj, ctx: ConvertContext, source: string, key: (k: st
 }
 
 /** ingress-nginx sets the cookie's Path to the matched Ingress path unless told otherwise. */
-function cookiePath(doc: Obj, ctx: ConvertContext, source: string, key: (k: string) => string, configured: string | undefined): string {
+function cookiePath(doc: Obj, ctx: ConvertContext, source: string, key: (k: string) => string, configured: string | undefined, service: string | undefined): string {
   if (configured) {
     if (configured.startsWith('/')) return configured;
     ctx.report('unmapped', source, key('session-cookie-path'), `"${configured}" does not start with "/": Path=/ instead`);
     return '/';
   }
+  const of = service === undefined ? '' : ` (backend ${service})`;
   const annotations = at(doc, 'metadata', 'annotations') as Obj;
   const prefix = ctx.options.annotationPrefix;
   const regex = String(annotations[`${prefix}/use-regex`] ?? '') === 'true' || annotations[`${prefix}/rewrite-target`] !== undefined;
-  const paths = [...new Set(ingressPaths(doc))];
+  const paths = [...new Set(ingressPaths(doc, service))];
   if (regex) {
-    ctx.report('differs', source, key('session-cookie-path'), 'unset with regular-expression paths (use-regex or rewrite-target), where ingress-nginx asks for it and would put the pattern in the cookie: Path=/');
+    ctx.report('differs', source, key('session-cookie-path'), `unset${of} with regular-expression paths (use-regex or rewrite-target), where ingress-nginx asks for it and would put the pattern in the cookie: Path=/`);
     return '/';
   }
   if (paths.length === 1) {
-    if (paths[0] !== '/') ctx.report('differs', source, key('session-cookie-path'), `unset: ingress-nginx used the matched Ingress path; the plugin is told it: Path=${paths[0]}`);
+    if (paths[0] !== '/') ctx.report('differs', source, key('session-cookie-path'), `unset${of}: ingress-nginx used the matched Ingress path; the plugin is told it: Path=${paths[0]}`);
     return paths[0] as string;
   }
   const common = commonPath(paths);
@@ -294,19 +333,25 @@ function cookiePath(doc: Obj, ctx: ConvertContext, source: string, key: (k: stri
     'differs',
     source,
     key('session-cookie-path'),
-    `unset: ingress-nginx set each cookie's Path to the Ingress path it matched (${paths.join(', ')}); one plugin on this Ingress sets Path=${common}, the paths' common prefix`,
+    `unset${of}: ingress-nginx set each cookie's Path to the Ingress path it matched (${paths.join(', ')}); one plugin sets Path=${common}, the paths' common prefix`,
   );
   return common;
 }
 
-/** The paths of an Ingress as ingress-nginx's locations see them (`/` for the default backend). */
-function ingressPaths(doc: Obj): string[] {
+/**
+ * The paths of an Ingress as ingress-nginx's locations see them (`/` for the default backend),
+ * of every backend or of the backend Service named.
+ */
+function ingressPaths(doc: Obj, service?: string): string[] {
   const paths: string[] = [];
-  if (isObj(at(doc, 'spec', 'defaultBackend'))) paths.push('/');
+  const serves = (backend: unknown): boolean => service === undefined || at(backend, 'service', 'name') === service;
+  if (isObj(at(doc, 'spec', 'defaultBackend')) && serves(at(doc, 'spec', 'defaultBackend'))) paths.push('/');
   const rules = at(doc, 'spec', 'rules');
   for (const rule of Array.isArray(rules) ? rules : []) {
     const list = at(rule, 'http', 'paths');
-    for (const p of Array.isArray(list) ? list : []) paths.push(isObj(p) && typeof p.path === 'string' && p.path !== '' ? p.path : '/');
+    for (const p of Array.isArray(list) ? list : []) {
+      if (serves(at(p, 'backend'))) paths.push(isObj(p) && typeof p.path === 'string' && p.path !== '' ? p.path : '/');
+    }
   }
   return paths.length > 0 ? paths : ['/'];
 }
@@ -326,7 +371,9 @@ export function commonPath(paths: readonly string[]): string {
  * multi-port Service reached by number would match nothing. When the input has the Service,
  * refer to its port by name instead (the same port).
  */
-function namePorts(doc: Obj, ctx: ConvertContext, source: string): void {
+function namePorts(input: Obj, ctx: ConvertContext, source: string): Obj {
+  const doc = structuredClone(input);
+  let changed = false;
   const namespace = namespaceOf(doc);
   const backends: Array<[string, unknown]> = [['spec.defaultBackend', at(doc, 'spec', 'defaultBackend', 'service')]];
   const rules = at(doc, 'spec', 'rules');
@@ -347,8 +394,10 @@ function namePorts(doc: Obj, ctx: ConvertContext, source: string): void {
     if (isObj(port) && typeof port.name === 'string' && port.name !== '') {
       ctx.report('differs', source, `${where}.service.port`, `number ${String(backend.port.number)} written as name "${port.name}" (the same port): the plugin finds a multi-port Service's port in its EndpointSlices by name`);
       backend.port = { name: port.name };
+      changed = true;
     }
   }
+  return changed ? doc : input;
 }
 
 /** The Service backends of an Ingress as `name:port`. */

@@ -93,8 +93,10 @@ export function convertUpstreamPolicy(doc: Obj, ctx: ConvertContext): Obj {
     .allServices()
     .filter((s) => namespaceOf(s) === namespace && at(s, 'metadata', 'annotations', UPSTREAM_POLICY_ANNOTATION) === nameOf(doc));
   for (const service of services) {
-    const name = ctx.addPlugin(namespace, pluginName(nameOf(service), 'sticky-session'), { ...config, kubernetes_namespace: namespace, kubernetes_service: nameOf(service) }, source);
-    ctx.annotateService(namespace, nameOf(service), name);
+    const attached = ctx.attachToService(namespace, nameOf(service), { ...config, kubernetes_namespace: namespace, kubernetes_service: nameOf(service) }, source);
+    if (attached.conflict) {
+      ctx.report('unmapped', source, `service ${nameOf(service)}`, `Service ${namespace}/${nameOf(service)} already gets KongPlugin ${attached.name} with other settings (${attached.conflict}); this policy's are not applied to it`);
+    }
   }
   if (services.length === 0) {
     const name = ctx.addPlugin(namespace, pluginName(nameOf(doc), 'sticky-session'), config, source);

@@ -73,6 +73,11 @@ export interface ConvertOptions {
    * by ingress-nginx) next to the copies for Kong, for a cut-over without a gap.
    */
   readonly nameSuffix?: string;
+  /**
+   * Where an Ingress's KongPlugin goes: on the Ingress (its Kong routes; the default), or on
+   * each backend Service (its Kong service, like ingress-nginx's per-backend cookie).
+   */
+  readonly attach: 'ingress' | 'service';
   /** Emit `accept_legacy_cookies` for ingress-nginx cookie affinity (default true). */
   readonly legacyCookies: boolean;
   /** ingress-nginx's `--annotations-prefix` (default `nginx.ingress.kubernetes.io`). */
@@ -83,6 +88,7 @@ export interface ConvertOptions {
 
 export const DEFAULT_OPTIONS: ConvertOptions = {
   secretName: 'sticky-session-secrets',
+  attach: 'ingress',
   legacyCookies: true,
   annotationPrefix: 'nginx.ingress.kubernetes.io',
   namespace: 'default',

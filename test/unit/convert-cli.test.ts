@@ -96,6 +96,18 @@ describe('sticky-session convert (CLI)', () => {
     expect(route.accept_legacy_cookies).toEqual([{ format: 'ingress-nginx', mode: 'balanced', name: 'route' }]);
   });
 
+  it('--attach service on the ingress-nginx example: one KongPlugin on the Service, the other Ingresses\' settings reported as conflicts', async () => {
+    const run = await convert(['-f', example('ingress-nginx'), '--attach', 'service']);
+    expect(run.code, run.err).toBe(0);
+    const docs = docsOf(run);
+    for (const doc of docs) expect(convertedProblems(doc)).toEqual([]);
+    expect(docs.filter((d) => d.kind === 'KongPlugin').map((p) => (p.metadata as Obj).name)).toEqual(['http-svc-sticky-session']);
+    expect(((docs[1]?.metadata as Obj).annotations as Obj)['konghq.com/plugins']).toBe('http-svc-sticky-session');
+    // ingress-nginx too applies one Ingress's affinity to a Service that several Ingresses share.
+    expect(run.err.match(/^UNMAPPED Ingress shop\/\S+ service http-svc: /gm)).toHaveLength(3);
+    expect((await convert(['--attach', 'route'])).code).toBe(2);
+  });
+
   it('--strict exits 1 when something is unmapped, still writing the YAML; 0 when all maps', async () => {
     const strict = await convert(['--strict', '-f', example('ingress-nginx')]);
     expect(strict.code).toBe(1);

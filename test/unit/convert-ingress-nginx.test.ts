@@ -220,3 +220,49 @@ describe('ingress-nginx: several backends on one Ingress', () => {
     expect(convert([ingress({ [`${P}/affinity`]: 'cookie' }, ['/a', '/b'])], DEFAULT_OPTIONS).reports.some((r) => r.field === 'spec.rules')).toBe(false);
   });
 });
+
+describe('ingress-nginx: --attach service', () => {
+  const svc = (name: string): Obj => ({ apiVersion: 'v1', kind: 'Service', metadata: { name, namespace: 'shop' }, spec: { ports: [{ name: 'http', port: 80 }] } });
+  function twoBackends(annotations: Record<string, string>): Obj {
+    const doc = ingress(annotations, ['/', '/shop']);
+    const paths = (((doc.spec as Obj).rules as Obj[])[0]?.http as Obj).paths as Obj[];
+    paths.push({ path: '/api', pathType: 'Prefix', backend: { service: { name: 'api', port: { number: 80 } } } });
+    return doc;
+  }
+
+  it('a KongPlugin per backend Service, naming it, with the cookie path of its own paths; the Ingress untouched', () => {
+    const doc = twoBackends({ [`${P}/affinity`]: 'cookie' });
+    const result = convert([svc('web'), doc], { ...DEFAULT_OPTIONS, attach: 'service' });
+    const plugins = result.documents.filter((d) => (d as Obj).kind === 'KongPlugin') as Obj[];
+    expect(plugins.map((p) => [(p.metadata as Obj).name, (p.config as Obj).cookie_path, (p.config as Obj).kubernetes_service, (p.config as Obj).cookie_name])).toEqual([
+      ['web-sticky-session', '/', 'web', 'INGRESSCOOKIE'],
+      ['api-sticky-session', '/api', 'api', 'INGRESSCOOKIE'],
+    ]);
+    expect(((result.documents[2] as Obj).metadata as Obj).annotations).toEqual({ 'konghq.com/plugins': 'web-sticky-session' });
+    expect(result.documents[3]).toBe(doc); // no class asked: the Ingress goes out as read
+    expect(result.reports.find((r) => r.level === 'action' && r.field === 'service api')?.message).toMatch(/kubectl -n shop annotate service api konghq.com\/plugins=api-sticky-session/);
+    for (const d of result.documents) expect(convertedProblems(d)).toEqual([]);
+  });
+
+  it('two backends with the same cookie path get cookie names of their own; the legacy name stays', () => {
+    const result = convert([twoBackends({ [`${P}/affinity`]: 'cookie', [`${P}/session-cookie-path`]: '/' })], { ...DEFAULT_OPTIONS, attach: 'service' });
+    const configs = result.documents.filter((d) => (d as Obj).kind === 'KongPlugin').map((p) => (p as Obj).config as Obj);
+    expect(configs.map((c) => c.cookie_name)).toEqual(['INGRESSCOOKIE-web', 'INGRESSCOOKIE-api']);
+    expect(configs.map((c) => c.accept_legacy_cookies)).toEqual([
+      [{ format: 'ingress-nginx', mode: 'balanced', name: 'INGRESSCOOKIE' }],
+      [{ format: 'ingress-nginx', mode: 'balanced', name: 'INGRESSCOOKIE' }],
+    ]);
+  });
+
+  it('a Service reached from two sources with other settings is a conflict; with the same settings one plugin', () => {
+    const a = ingress({ [`${P}/affinity`]: 'cookie', [`${P}/session-cookie-name`]: 'a' });
+    const b = { ...ingress({ [`${P}/affinity`]: 'cookie', [`${P}/session-cookie-name`]: 'b' }), metadata: { name: 'other', namespace: 'shop', annotations: { [`${P}/affinity`]: 'cookie', [`${P}/session-cookie-name`]: 'b' } } };
+    const conflict = convert([svc('web'), a, b], { ...DEFAULT_OPTIONS, attach: 'service' });
+    expect(conflict.documents.filter((d) => (d as Obj).kind === 'KongPlugin')).toHaveLength(1);
+    expect(conflict.reports.find((r) => r.level === 'unmapped')).toMatchObject({ source: 'Ingress shop/other', field: 'service web' });
+    const same = convert([svc('web'), a, { ...a, metadata: { ...(a.metadata as Obj), name: 'twin' } }], { ...DEFAULT_OPTIONS, attach: 'service' });
+    expect(same.documents.filter((d) => (d as Obj).kind === 'KongPlugin')).toHaveLength(1);
+    expect(same.reports.filter((r) => r.level === 'unmapped')).toEqual([]);
+    expect(((same.documents[1] as Obj).metadata as Obj).annotations).toEqual({ 'konghq.com/plugins': 'web-sticky-session' });
+  });
+});
