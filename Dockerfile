@@ -18,8 +18,12 @@ COPY package.json package-lock.json ./
 RUN npm ci --ignore-scripts --no-audit --no-fund
 COPY tsconfig.json ./
 COPY src ./src
+COPY scripts/prune-production.mjs ./scripts/
+# The production install, then without what the plugin server never loads: kong-pdk's ts-node
+# and typescript (and typescript 5, ts-node's peer) and @types: 190 MB -> 92 MB of node_modules.
 RUN npx tsc -p tsconfig.json \
- && npm prune --omit=dev --ignore-scripts --no-audit --no-fund
+ && npm prune --omit=dev --ignore-scripts --no-audit --no-fund \
+ && node scripts/prune-production.mjs
 
 FROM ${NODE_IMAGE} AS node
 
@@ -39,8 +43,9 @@ COPY plugins-failover ./plugins-failover
 # nginx workers (which start the plugin server) keep only the environment variables declared
 # with `env`: KONG_NGINX_MAIN_ENV declares the ones the plugin reads. Setting your own
 # KONG_NGINX_MAIN_ENV replaces this list: keep these in it.
-# Memory: skip-ts-node.cjs keeps kong-pdk from loading the TypeScript compiler (~50 MB); a
-# 8 MB semi-spaces and a 20% heap growing factor keep V8's heap near its live size.
+# Memory: skip-ts-node.cjs keeps kong-pdk from loading the TypeScript compiler (~50 MB) where
+# ts-node is installed (here only prune-production.mjs's stand-in is); 8 MB semi-spaces and a
+# 20% heap growing factor keep V8's heap near its live size.
 ENV KONG_PLUGINS=bundled,sticky-session \
     KONG_NGINX_MAIN_ENV="KUBERNETES_SERVICE_HOST; env KUBERNETES_SERVICE_PORT; env KUBECONFIG; env STICKY_SESSION_LOG_LEVEL; env STICKY_SESSION_METRICS_PORT; env STICKY_SESSION_METRICS_ADDRESS" \
     KONG_PLUGINSERVER_NAMES=sticky-session \

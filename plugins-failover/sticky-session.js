@@ -1,6 +1,7 @@
-// kong-pdk entry point with change on failure: the same plugin plus a log phase (Kong then
-// sends a log event for every request). Use instead of plugins/ only when
+// kong-pdk entry point with change on failure: the same plugin (same name, so KongPlugin
+// resources need no change) plus a log phase (Kong then sends a log event for every request)
+// and the change_on_failure fields in its schema. Use instead of plugins/ only when
 // change_on_failure is on somewhere: see README, "Change on failure".
-export { StickySessionWithFailover as Plugin } from '../dist/handler.js';
-export { Schema } from '../dist/schema.js';
+export { StickySessionFailoverPlugin as Plugin } from '../dist/plugin.js';
+export { FailoverSchema as Schema } from '../dist/schema.js';
 export { Version, Priority } from '../dist/meta.js';

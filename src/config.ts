@@ -9,12 +9,14 @@ import { LOG_LEVELS, type LogLevel, type PluginConfig } from './schema.js';
  * What an instance needs, checked and precomputed once at instance start so the request
  * path does no parsing. Kong's schema has already applied types and defaults; this adds
  * the checks a schema cannot express. A bad value throws a ConfigError naming the field:
- * the instance does not start, and nothing half-applies.
+ * nothing half-applies, and the instance stands aside (config-refusal.ts) rather than fail.
  */
 export interface ResolvedConfig {
   readonly secrets: readonly string[];
   /** What tokens are bound to: the Kong service (or route) the plugin runs for. */
   readonly binding: string;
+  /** The route the plugin is bound to (Kong's route_id), null when not bound to one. */
+  readonly routeId: string | null;
   readonly readCookie: boolean;
   readonly readHeader: boolean;
   /** Header that carries the token (request lookups ignore case, as Kong's do). */
@@ -52,16 +54,32 @@ export class ConfigError extends Error {
   }
 }
 
-export function resolveConfig(raw: unknown): ResolvedConfig {
+/** What tokens are bound to, read from the fields Kong adds; also for a config that is refused. */
+export function bindingOf(raw: unknown): string {
+  const c = (typeof raw === 'object' && raw !== null ? raw : {}) as Partial<PluginConfig>;
+  return c.service_id ? `service:${c.service_id}` : c.route_id ? `route:${c.route_id}` : 'global';
+}
+
+export interface ResolveOptions {
+  /** The plugin server runs the log phase (plugins-failover/), so change on failure can work. */
+  readonly logPhase: boolean;
+}
+
+export function resolveConfig(raw: unknown, opts: ResolveOptions = { logPhase: true }): ResolvedConfig {
   if (typeof raw !== 'object' || raw === null) throw new ConfigError('', 'expected an object');
   const c = raw as PluginConfig;
+  // The access-only schema has no such field, so Kong refuses it; this is for a config that
+  // reached the plugin some other way.
+  if (c.change_on_failure && !opts.logPhase) {
+    throw new ConfigError('change_on_failure', 'needs the log phase: start the plugin server with --plugins-directory <install>/plugins-failover');
+  }
 
   const secrets = c.secrets;
   if (!Array.isArray(secrets) || secrets.length === 0) throw new ConfigError('secrets', 'at least one secret is required');
   secrets.forEach((s, i) => {
-    if (typeof s !== 'string' || s.length < 32) throw new ConfigError(`secrets[${i + 1}]`, 'must be a string of at least 32 characters');
     // An unresolved vault reference would silently become the key.
-    if (s.startsWith('{vault://')) throw new ConfigError(`secrets[${i + 1}]`, 'vault reference was not resolved by Kong');
+    if (typeof s === 'string' && s.startsWith('{vault://')) throw new ConfigError(`secrets[${i + 1}]`, 'vault reference was not resolved by Kong');
+    if (typeof s !== 'string' || s.length < 32) throw new ConfigError(`secrets[${i + 1}]`, 'must be a string of at least 32 characters');
   });
 
   const transport = c.transport ?? 'cookie';
@@ -70,15 +88,19 @@ export function resolveConfig(raw: unknown): ResolvedConfig {
 
   const exempt = (c.cookie_same_site_none_exempt_user_agents ?? []).map((p, i) => {
     try {
-      return new RegExp(p);
+      return compileUserAgentPattern(p);
     } catch (e) {
-      throw new ConfigError(`cookie_same_site_none_exempt_user_agents[${i + 1}]`, `not a regular expression: ${(e as Error).message}`);
+      throw new ConfigError(
+        `cookie_same_site_none_exempt_user_agents[${i + 1}]`,
+        `Kong checked it as PCRE, but it is not a JavaScript regular expression: ${(e as Error).message}`,
+      );
     }
   });
 
   return {
     secrets: [...secrets],
-    binding: c.service_id ? `service:${c.service_id}` : c.route_id ? `route:${c.route_id}` : 'global',
+    binding: bindingOf(c),
+    routeId: c.route_id ?? null,
     readCookie: transport !== 'header',
     readHeader: transport !== 'cookie',
     headerName: c.header_name ?? 'X-Sticky-Session',
@@ -108,6 +130,16 @@ export function resolveConfig(raw: unknown): ResolvedConfig {
       : null,
     logLevel: resolveLogLevel(c.log_level),
   };
+}
+
+/**
+ * Kong validates these patterns as PCRE; the plugin runs them as JavaScript RegExp. PCRE's
+ * leading inline flags, common in user-agent lists, become RegExp flags; what else only
+ * PCRE knows (possessive quantifiers, atomic groups...) throws.
+ */
+function compileUserAgentPattern(pattern: string): RegExp {
+  const flags = /^\(\?([ims]+)\)/.exec(pattern);
+  return flags ? new RegExp(pattern.slice(flags[0].length), [...new Set(flags[1])].join('')) : new RegExp(pattern);
 }
 
 function resolveLogLevel(level: unknown): LogLevel | null {

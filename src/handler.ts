@@ -1,23 +1,21 @@
 import type { Logger } from 'pino';
 import { decide } from './affinity/decide.js';
 import type { Decision } from './affinity/decision.js';
+import type { Endpoint } from './endpoints/types.js';
 import { acquireAffinityState } from './affinity/state.js';
-import { ConfigError, resolveConfig, type ResolvedConfig } from './config.js';
+import { resolveConfig, type ResolvedConfig } from './config.js';
 import { recordFailure } from './failover/log-phase.js';
 import { formatSetCookie, needsScheme } from './cookie.js';
 import { InstanceSource } from './instance-source.js';
 import type { KongPdk } from './kong-pdk.js';
-import { forgetEventsOnExitInThisServer } from './kong-pdk-exit.js';
 import { log } from './log.js';
 import type { TokenCodec } from './token.js';
+import { UpstreamHost } from './upstream-host.js';
 import { decisionLogger, ensureObservability, logDecision, observeDecision } from './observability/index.js';
 
-// kong-pdk would keep every event that ended in kong.response.exit (our 503s) forever.
-forgetEventsOnExitInThisServer();
-
 /**
- * kong-pdk never tells a plugin instance it was closed (CloseInstance only drops it from a
- * map), so shared resources are released when the instance is garbage collected.
+ * Unpatched, kong-pdk never tells a plugin instance it was closed (kong-pdk-close.ts makes
+ * CloseInstance call close()); an instance never closed is released when it is collected.
  */
 const finalizer = new FinalizationRegistry<() => void>((release) => release());
 
@@ -32,20 +30,17 @@ const nowSeconds = (): number => Date.now() / 1000;
 export class StickySession {
   protected readonly cfg: ResolvedConfig;
   protected readonly source: InstanceSource;
+  /** The Host the upstream gets once set_target has overwritten Kong's. */
+  private readonly upstreamHost: UpstreamHost;
   /** Where this instance's decision lines go; undefined: not written (decided once, here). */
   private readonly decisionLog: Logger | undefined;
 
   constructor(config: unknown) {
     ensureObservability();
-    this.cfg = resolveConfig(config);
+    // A refused config throws here, before anything shared is acquired (plugin.ts).
+    this.cfg = resolveConfig(config, { logPhase: this instanceof StickySessionWithFailover });
     this.decisionLog = decisionLogger(this.cfg.logLevel);
-    // Checked before anything shared is acquired: a refused instance holds nothing.
-    if (this.cfg.failover && !(this instanceof StickySessionWithFailover)) {
-      throw new ConfigError(
-        'change_on_failure',
-        'needs the log phase: start the plugin server with --plugins-directory <install>/plugins-failover',
-      );
-    }
+    this.upstreamHost = new UpstreamHost(this.cfg.routeId);
     // The closure and the finalizer's cleanup must not reach `this`: a cleanup value that
     // references its target keeps the instance alive forever, and its leases with it.
     const cfg = this.cfg;
@@ -118,7 +113,7 @@ export class StickySession {
         );
         return;
       case 'pin':
-        await kong.service.setTarget(d.endpoint.host, d.endpoint.port);
+        await this.setTarget(kong, d.endpoint);
         if (d.reissue) await this.sendToken(kong, d.reissue.token, via);
         return;
       case 'new':
@@ -126,10 +121,17 @@ export class StickySession {
         if (d.fallback) {
           this.warnSometimes('fallback', 'no ready endpoint: new sessions go to serving, terminating endpoints (no_ready_endpoint=draining)');
         }
-        await kong.service.setTarget(d.endpoint.host, d.endpoint.port);
+        await this.setTarget(kong, d.endpoint);
         await this.sendToken(kong, d.token, via);
         return;
     }
+  }
+
+  /** Routes the request to `e`, keeping the Host header Kong would send without the plugin. */
+  private async setTarget(kong: KongPdk, e: Endpoint): Promise<void> {
+    const host = await this.upstreamHost.beforeTarget(kong);
+    await kong.service.setTarget(e.host, e.port);
+    await this.upstreamHost.afterTarget(kong, host);
   }
 
   /** Returns the token the way it came; a client that sent none gets every configured way. */

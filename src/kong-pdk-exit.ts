@@ -1,4 +1,4 @@
-import { createRequire } from 'node:module';
+import { pdkServerOfThisProcess } from './kong-pdk-server.js';
 import { log } from './log.js';
 
 /**
@@ -51,19 +51,8 @@ function forgetIfEnded(server: PdkServerClass['prototype'], reply: PdkReply): Pd
   return reply;
 }
 
-/**
- * Patches the Server class of the plugin server this module is loaded into. Only when
- * kong-pdk's server.js is loaded already (it is, in the plugin server): loading it here
- * would register ts-node in any other process, tests included.
- */
+/** Patches the Server class of the plugin server this module is loaded into, if any. */
 export function forgetEventsOnExitInThisServer(): void {
-  const require = createRequire(import.meta.url);
-  let file: string;
-  try {
-    file = require.resolve('kong-pdk/server.js');
-  } catch {
-    return;
-  }
-  const loaded = require.cache[file];
-  if (loaded) forgetEventsOnExit(loaded.exports as PdkServerClass);
+  const Server = pdkServerOfThisProcess();
+  if (Server) forgetEventsOnExit(Server as PdkServerClass);
 }

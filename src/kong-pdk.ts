@@ -13,9 +13,14 @@ export interface KongPdk {
   };
   readonly router: {
     getService(): Promise<{ host?: string | null; id?: string | null } | null | undefined>;
+    getRoute(): Promise<{ id?: string | null; preserve_host?: boolean | null } | null | undefined>;
   };
   readonly service: {
     setTarget(host: string, port: number): Promise<unknown>;
+    readonly request: {
+      /** "Host" also sets $upstream_host and the downstream request's Host. */
+      setHeader(name: string, value: string): Promise<unknown>;
+    };
   };
   readonly response: {
     addHeader(name: string, value: string): Promise<unknown>;

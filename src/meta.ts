@@ -6,3 +6,6 @@ export const Version = '0.1.0';
  * start a session, and before transformations that do not care where a request goes.
  */
 export const Priority = 800;
+
+/** The plugin's name in Kong: kong-pdk takes it from the entry file's name (plugins/sticky-session.js). */
+export const PLUGIN_NAME = 'sticky-session';

@@ -14,7 +14,37 @@ const SECONDS_PER_YEAR = 31_536_000;
 export const LOG_LEVELS = ['debug', 'info', 'warn', 'error'] as const;
 export type LogLevel = (typeof LOG_LEVELS)[number];
 
-export const Schema = [
+/**
+ * A static target: "host:port" or "[ipv6]:port", then optionally "weight=N" and/or
+ * "draining". Lua patterns have no alternation, so the accepted forms are listed; the ranges
+ * are refused by patterns of their own, each with its message. What patterns cannot say
+ * (IPv4 octets, IPv6 syntax, duplicates) is checked when the instance starts (config.ts).
+ */
+const TARGET_FORMS = ((): string[] => {
+  const hosts = ['[%w][%w%.%-]*', '%[[%x:%.]+%]'];
+  const options = ['', '%s+weight=%d%d?%d?%d?', '%s+draining', '%s+weight=%d%d?%d?%d?%s+draining', '%s+draining%s+weight=%d%d?%d?%d?'];
+  return hosts.flatMap((host) => options.map((opt) => `^%s*${host}:%d%d?%d?%d?%d?${opt}%s*$`));
+})();
+
+/**
+ * A number as the last thing of a target or followed by a space: a port (never followed by
+ * "]", which ends an IPv6 address) or a weight.
+ */
+const numberIs = (prefix: string, digits: readonly string[], err: string): Array<{ pattern: string; err: string }> =>
+  digits.flatMap((d) => ['$', '%s'].map((end) => ({ pattern: `${prefix}${d}${end}`, err })));
+
+const TARGET = {
+  type: 'string',
+  len_min: 3,
+  match_none: [
+    ...numberIs(':', ['0+', '[7-9]%d%d%d%d', '6[6-9]%d%d%d', '65[6-9]%d%d', '655[4-9]%d', '6553[6-9]'], 'port must be 1-65535'),
+    ...numberIs('weight=', ['0+', '1%d%d[1-9]', '1%d[1-9]%d', '1[1-9]%d%d', '[2-9]%d%d%d'], 'weight must be 1-1000'),
+  ],
+  match_any: { patterns: TARGET_FORMS, err: 'expected "host:port" or "[ipv6]:port", optionally followed by "weight=N" and/or "draining"' },
+} as const;
+
+/** Fields of both plugin variants. */
+const COMMON_FIELDS = [
   // The first secret signs, all of them verify: rotate by prepending a new one.
   { secrets: { type: 'array', required: true, len_min: 1, elements: { type: 'string', len_min: 32, referenceable: true } } },
 
@@ -31,13 +61,14 @@ export const Schema = [
   // Unset: Secure when the client came over HTTPS. SameSite=None always adds Secure.
   { cookie_secure: { type: 'boolean' } },
   { cookie_same_site: { type: 'string', required: true, default: 'Lax', one_of: ['Strict', 'Lax', 'None'] } },
-  // User-Agent regular expressions of clients that reject SameSite=None cookies; they get the cookie without it.
-  { cookie_same_site_none_exempt_user_agents: { type: 'array', elements: { type: 'string', len_min: 1 } } },
+  // User-Agent regular expressions of clients that reject SameSite=None cookies; they get the
+  // cookie without it. Kong checks them as PCRE, the plugin compiles them as JavaScript.
+  { cookie_same_site_none_exempt_user_agents: { type: 'array', elements: { type: 'string', len_min: 1, is_regex: true } } },
 
-  // Endpoint source. Static targets: "host:port", optionally followed by "weight=N" and/or "draining".
-  { targets: { type: 'array', elements: { type: 'string', len_min: 3 } } },
-  // Kubernetes: the Service whose EndpointSlices are watched. Under KIC all three come from the
-  // Kong service host <service>.<namespace>.<port>.svc when unset.
+  // Endpoint source: static targets (TARGET above), or the EndpointSlices of a Kubernetes
+  // Service. Under KIC the three kubernetes_* come from the Kong service host
+  // <service>.<namespace>.<port>.svc when unset.
+  { targets: { type: 'array', elements: TARGET } },
   { kubernetes_namespace: { type: 'string', match: '^[a-z0-9][a-z0-9%-]*$' } },
   { kubernetes_service: { type: 'string', match: '^[a-z0-9][a-z0-9%-]*$' } },
   { kubernetes_port: { type: 'string', match: '^[%w%-]+$' } },
@@ -54,17 +85,36 @@ export const Schema = [
   // With idle_timeout: re-issue the token once this share of the idle window has passed.
   { idle_refresh_percent: { type: 'integer', required: true, default: 50, between: [1, 100] } },
 
-  // Change on failure: a response with one of these statuses marks its endpoint as failing
-  // for failure_timeout seconds; its sessions move. Needs the log phase: start the plugin
-  // server on plugins-failover/ instead of plugins/ (README), so users who do not turn it
-  // on never pay for a log event per request.
-  { change_on_failure: { type: 'boolean', required: true, default: false } },
-  { failure_statuses: { type: 'array', required: true, default: [502, 504], elements: { type: 'integer', between: [500, 599] } } },
-  { failure_timeout: { type: 'integer', required: true, default: 10, between: [1, 3600] } },
-
   // Log level of this instance's decision lines (debug); unset: the process level
   // (STICKY_SESSION_LOG_LEVEL, default info). `debug` logs one line per request.
   { log_level: { type: 'string', one_of: [...LOG_LEVELS] } },
+] as const;
+
+/**
+ * Change on failure: a response with one of these statuses marks its endpoint as failing for
+ * failure_timeout seconds; its sessions move. Only in the schema of the plugin server started
+ * on plugins-failover/, whose log phase reads the status: on the default one Kong refuses
+ * these fields up front, and users who do not turn it on never pay for a log event per request.
+ */
+const FAILOVER_FIELDS = [
+  { change_on_failure: { type: 'boolean', required: true, default: false } },
+  { failure_statuses: { type: 'array', required: true, default: [502, 504], elements: { type: 'integer', between: [500, 599] } } },
+  { failure_timeout: { type: 'integer', required: true, default: 10, between: [1, 3600] } },
+] as const;
+
+/** The plugin's schema as plugins/ dumps it (access phase only). */
+export const Schema = COMMON_FIELDS;
+
+/** The schema of plugins-failover/: the same plugin with the change-on-failure fields. */
+export const FailoverSchema = [...COMMON_FIELDS, ...FAILOVER_FIELDS] as const;
+
+/**
+ * Checks across fields, for the config record (Kong runs a record's entity_checks when it
+ * validates it). kong-pdk builds that record itself, so src/kong-pdk-schema.ts adds them to
+ * the dumped schema.
+ */
+export const ConfigEntityChecks = [
+  { mutually_exclusive_sets: { set1: ['targets'], set2: ['kubernetes_namespace', 'kubernetes_service', 'kubernetes_port'] } },
 ] as const;
 
 /** The configuration as Kong sends it: every field present, unset ones as null. */
@@ -90,9 +140,10 @@ export interface PluginConfig {
   absolute_timeout: number;
   idle_timeout: number;
   idle_refresh_percent: number;
-  change_on_failure: boolean;
-  failure_statuses: number[];
-  failure_timeout: number;
+  /** Present only on the plugins-failover/ variant. */
+  change_on_failure?: boolean;
+  failure_statuses?: number[];
+  failure_timeout?: number;
   /** Optional here only so configs written before the field existed still type-check. */
   log_level?: LogLevel | null;
   // Added by Kong.

@@ -8,14 +8,15 @@ import type { Endpoint } from '../endpoints/types.js';
  * - new:         no usable token: a new session on an endpoint chosen by the balancer.
  * - repin:       a valid token whose endpoint is gone (or failing): a new session elsewhere.
  * - reject:      answer 503 (no endpoint to send it to, or strict mode forbids moving it).
- * - passthrough: the endpoint set is not known yet: Kong's own balancer decides.
+ * - passthrough: Kong's own balancer decides: the endpoint set is not known yet, or the
+ *                instance's config cannot be used (config-refusal.ts).
  */
 export type Decision =
   | { readonly kind: 'pin'; readonly endpoint: Endpoint; readonly reissue?: Reissue }
   | { readonly kind: 'new'; readonly endpoint: Endpoint; readonly token: string; readonly reason: NewReason; readonly fallback: boolean }
   | { readonly kind: 'repin'; readonly endpoint: Endpoint; readonly token: string; readonly reason: RepinReason; readonly fallback: boolean }
   | { readonly kind: 'reject'; readonly reason: RejectReason }
-  | { readonly kind: 'passthrough'; readonly reason: 'not-synced' };
+  | { readonly kind: 'passthrough'; readonly reason: PassthroughReason };
 
 export interface Reissue {
   readonly token: string;
@@ -26,6 +27,7 @@ export interface Reissue {
 export type NewReason = 'none' | 'malformed' | 'bad-signature' | 'expired' | 'idle';
 export type RepinReason = 'gone' | 'failing';
 export type RejectReason = 'no-endpoint' | 'strict';
+export type PassthroughReason = 'not-synced' | 'config-error';
 
 /**
  * Affinity status of a decision, in the spirit of HAProxy's cookie flags: one word that
@@ -33,7 +35,7 @@ export type RejectReason = 'no-endpoint' | 'strict';
  */
 export type AffinityStatus =
   | 'none' | 'malformed' | 'bad-signature' | 'expired' | 'idle'
-  | 'pinned' | 'draining' | 'gone' | 'failing' | 'strict' | 'no-endpoint' | 'not-synced';
+  | 'pinned' | 'draining' | 'gone' | 'failing' | 'strict' | 'no-endpoint' | 'not-synced' | 'config-error';
 
 export function affinityStatus(d: Decision): AffinityStatus {
   switch (d.kind) {

@@ -3,6 +3,7 @@ import { affinityStatus, type Decision } from '../affinity/decision.js';
 import type { LogLevel } from '../schema.js';
 import { log } from '../log.js';
 import { outcomeOf } from './decisions.js';
+import { serviceName } from './service-names.js';
 
 /**
  * Decision lines: one debug line per request, for an operator asking why a client moved.
@@ -25,6 +26,7 @@ export function logDecision(logger: Logger, d: Decision, service: string, source
   logger.debug(
     {
       service,
+      service_name: serviceName(service),
       source,
       decision: d.kind,
       outcome: outcomeOf(d),

@@ -1,4 +1,4 @@
-import type { Decision, NewReason, RejectReason, RepinReason } from '../affinity/decision.js';
+import type { Decision, NewReason, PassthroughReason, RejectReason, RepinReason } from '../affinity/decision.js';
 
 /**
  * Decision counts per Kong service, kept as plain numbers: a request costs one Map lookup
@@ -22,7 +22,7 @@ const PINNED = table<PinReason>('pinned', ['none', 'rotated', 'refreshed']);
 const PINNED_DRAINING = table<PinReason>('pinned_draining', ['none', 'rotated', 'refreshed']);
 const REPINNED = table<RepinReason>('repinned', ['gone', 'failing']);
 const REJECTED = table<RejectReason>('rejected', ['strict', 'no-endpoint']);
-const FAIL_OPEN = table<'not-synced'>('fail_open', ['not-synced']);
+const FAIL_OPEN = table<PassthroughReason>('fail_open', ['not-synced', 'config-error']);
 
 /** Every (outcome, reason) pair a decision can have, in a fixed order: one counter cell each. */
 export const DECISION_SLOTS: ReadonlyArray<{ readonly outcome: Outcome; readonly reason: string }> = slots;

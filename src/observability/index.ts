@@ -10,6 +10,7 @@ import { ObservabilityListener } from './server.js';
  */
 export { observeDecision } from './decisions.js';
 export { logDecision, decisionLogger } from './decision-log.js';
+export { nameService, serviceName } from './service-names.js';
 
 export const DEFAULT_METRICS_ADDRESS = '127.0.0.1';
 export const DEFAULT_METRICS_PORT = 9542;

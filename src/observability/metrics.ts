@@ -1,5 +1,7 @@
 import { collectDefaultMetrics, Counter, Gauge, Registry } from 'prom-client';
 import { DECISION_SLOTS, decisionCounts, TOKEN_REJECTIONS } from './decisions.js';
+import { configErrors } from './config-errors.js';
+import { serviceName } from './service-names.js';
 import { sourceFacts, type SourceFacts } from './status.js';
 
 /**
@@ -18,6 +20,11 @@ export interface Metrics {
 export function createMetrics(): Metrics {
   const registry = new Registry();
   collectDefaultMetrics({ register: registry, prefix: PREFIX });
+  // Gauges named *_total read as counters (promtool warns); each equals the sum of its
+  // per-type series (nodejs_active_handles{type} ...), which stay.
+  for (const name of ['nodejs_active_handles_total', 'nodejs_active_requests_total', 'nodejs_active_resources_total']) {
+    registry.removeSingleMetric(`${PREFIX}${name}`);
+  }
 
   // One registry walk per scrape, shared by the collectors below.
   let scrapeFacts: SourceFacts[] | undefined;
@@ -26,12 +33,13 @@ export function createMetrics(): Metrics {
   new Counter({
     name: `${PREFIX}decisions_total`,
     help: 'Affinity decisions by outcome (new, pinned, pinned_draining, repinned, rejected, fail_open) and reason.',
-    labelNames: ['service', 'outcome', 'reason'] as const,
+    labelNames: ['service', 'service_name', 'outcome', 'reason'] as const,
     registers: [registry],
     collect() {
       this.reset();
       for (const [service, cells] of decisionCounts()) {
-        DECISION_SLOTS.forEach(({ outcome, reason }, i) => this.inc({ service, outcome, reason }, cells[i] ?? 0));
+        const named = withName(service);
+        DECISION_SLOTS.forEach(({ outcome, reason }, i) => this.inc({ ...named, outcome, reason }, cells[i] ?? 0));
       }
     },
   });
@@ -39,12 +47,13 @@ export function createMetrics(): Metrics {
   new Counter({
     name: `${PREFIX}token_rejections_total`,
     help: 'Tokens that could not be used, by reason (malformed, bad-signature, expired, idle); each started a new session.',
-    labelNames: ['service', 'reason'] as const,
+    labelNames: ['service', 'service_name', 'reason'] as const,
     registers: [registry],
     collect() {
       this.reset();
       for (const [service, cells] of decisionCounts()) {
-        for (const { reason, slot } of TOKEN_REJECTIONS) this.inc({ service, reason }, cells[slot] ?? 0);
+        const named = withName(service);
+        for (const { reason, slot } of TOKEN_REJECTIONS) this.inc({ ...named, reason }, cells[slot] ?? 0);
       }
     },
   });
@@ -82,6 +91,17 @@ export function createMetrics(): Metrics {
     },
   });
 
+  new Gauge({
+    name: `${PREFIX}config_errors`,
+    help: 'Plugin instances (one per nginx worker) whose config Kong accepted but the plugin cannot use, by field: they stand aside and Kong balances.',
+    labelNames: ['service', 'field'] as const,
+    registers: [registry],
+    collect() {
+      this.reset();
+      for (const e of configErrors()) this.inc({ service: e.service, field: e.field });
+    },
+  });
+
   const watched = (): SourceFacts[] => facts().filter((f) => f.source.status !== undefined);
 
   new Counter({
@@ -96,16 +116,15 @@ export function createMetrics(): Metrics {
   });
 
   new Gauge({
-    name: `${PREFIX}watch_last_sync_age_seconds`,
-    help: 'Seconds since the API server last confirmed the endpoint view of a Service (list or watch event, bookmarks included).',
+    name: `${PREFIX}watch_last_sync_timestamp_seconds`,
+    help: 'When the API server last confirmed the endpoint view of a Service (list or watch event, bookmarks included), in Unix seconds; 0 before the first sync.',
     labelNames: ['source'] as const,
     registers: [registry],
     collect() {
       this.reset();
-      const now = Date.now();
-      for (const f of watched()) {
-        if (f.status.lastSyncAt !== undefined) this.set({ source: f.key }, Math.max(0, (now - f.status.lastSyncAt) / 1000));
-      }
+      // From the moment a watch exists: a watch that never synced shows 0, so an alert on
+      // `time() - ...` fires for it too.
+      for (const f of watched()) this.set({ source: f.key }, (f.status.lastSyncAt ?? 0) / 1000);
     },
   });
 
@@ -131,4 +150,10 @@ export function createMetrics(): Metrics {
       }
     },
   };
+}
+
+/** The binding's labels: `service`, and `service_name` once the handler has named it. */
+function withName(service: string): { service: string; service_name?: string } {
+  const name = serviceName(service);
+  return name === undefined ? { service } : { service, service_name: name };
 }

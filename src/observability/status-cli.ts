@@ -98,6 +98,12 @@ function statusUrl(url: string): URL {
 
 export function formatStatus(view: StatusView, now = Date.now()): string {
   const lines: string[] = [];
+  // Older plugin servers answer without the field.
+  for (const e of view.configErrors ?? []) {
+    lines.push(`CONFIG ERROR ${e.service} (${e.instances} instance${e.instances === 1 ? '' : 's'}, since ${ago(Date.parse(e.since), now)}): ${e.message}`);
+    lines.push('  the plugin stands aside for it: Kong balances these requests, no session is kept');
+  }
+  if (view.configErrors?.length) lines.push('');
   if (view.services.length === 0) {
     lines.push('No endpoint sources yet: no plugin instance has started in this plugin server (or none has taken a request).');
   }

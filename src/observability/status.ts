@@ -1,6 +1,7 @@
 import { affinityStates } from '../affinity/state.js';
 import { sources } from '../endpoints/registry.js';
 import type { EndpointCondition, EndpointSource, SourceStatus } from '../endpoints/types.js';
+import { configErrors } from './config-errors.js';
 
 /**
  * The read-only status view: every endpoint source of this process (one per watched
@@ -13,6 +14,18 @@ export interface StatusView {
   /** When the view was built, ISO 8601. */
   readonly at: string;
   readonly services: readonly ServiceStatus[];
+  /** Instances whose config the plugin cannot use (they stand aside), one entry per service and field. */
+  readonly configErrors: readonly ConfigErrorStatus[];
+}
+
+export interface ConfigErrorStatus {
+  readonly service: string;
+  readonly field: string;
+  readonly message: string;
+  /** When the first of its instances started, ISO 8601. */
+  readonly since: string;
+  /** Instances with this error (one per nginx worker that has taken a request). */
+  readonly instances: number;
 }
 
 export interface ServiceStatus {
@@ -77,10 +90,25 @@ export function sourceFacts(): SourceFacts[] {
   return facts.sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
 }
 
+/** Refused configs of live instances, one entry per (service, field, message). */
+function configErrorStatus(): ConfigErrorStatus[] {
+  const byKey = new Map<string, { service: string; field: string; message: string; since: number; instances: number }>();
+  for (const e of configErrors()) {
+    const key = `${e.service}\n${e.field}\n${e.message}`;
+    const entry = byKey.get(key);
+    if (entry) {
+      entry.instances++;
+      entry.since = Math.min(entry.since, e.since);
+    } else byKey.set(key, { ...e, instances: 1 });
+  }
+  return [...byKey.values()].map((e) => ({ ...e, since: new Date(e.since).toISOString() }));
+}
+
 export function buildStatus(now = Date.now()): StatusView {
   return {
     pid: process.pid,
     at: new Date(now).toISOString(),
+    configErrors: configErrorStatus(),
     services: sourceFacts().map((f): ServiceStatus => {
       const snapshot = f.source.current();
       const { lastSyncAt, lastError } = f.status;

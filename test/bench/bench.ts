@@ -6,7 +6,7 @@
  *   core         part 2: decisions/s on one core; part 3: decision time at 5,000 endpoints
  *   endpoints    part 3: update / relist of a 5,000-endpoint Service; part 5 in-process
  *   round-trips  PDK round trips per request for every contract row
- *   proxy        part 1: (a) noop, (b) floor, (c) pinned, (d) new, 1/2/8 workers
+ *   proxy        part 1: (a) noop, (b) floor, (h) floor + Host work, (c) pinned, (d) new, 1/2/8 workers
  *   memory       part 4: RSS after many sessions, and a short steady run
  *   propagation  part 5: API server write -> decision, through the real plugin server
  *

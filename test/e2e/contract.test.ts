@@ -214,18 +214,20 @@ describe('PDK round trips per contract row (README table)', () => {
     configure({ targets: [A, B, C], cookie_secure: null, strict: false, no_ready_endpoint: 'draining' });
     const warm = await send(); // instance started
     const fresh = await send();
-    expect(calls(fresh)).toEqual(['nginx.get_var', 'service.set_target', 'request.get_forwarded_scheme', 'response.add_header']);
-    expect(fresh.roundTrips).toBe(5);
+    // A service-bound instance reads $upstream_host before set_target (no route here: '').
+    expect(calls(fresh)).toEqual(['nginx.get_var', 'nginx.get_var', 'service.set_target', 'request.get_forwarded_scheme', 'response.add_header']);
+    expect(fresh.pdkCalls[1]!.args).toEqual(['upstream_host']);
+    expect(fresh.roundTrips).toBe(6);
 
     const pinned = await send({ headers: { cookie: cookieOf(warm)! } });
-    expect(calls(pinned)).toEqual(['nginx.get_var', 'service.set_target']);
-    expect(pinned.roundTrips).toBe(3);
+    expect(calls(pinned)).toEqual(['nginx.get_var', 'nginx.get_var', 'service.set_target']);
+    expect(pinned.roundTrips).toBe(4);
 
     configure({ cookie_secure: false });
     await send(); // new instance for the new config (StartInstance + CloseInstance)
     const fixedSecure = await send();
-    expect(calls(fixedSecure)).toEqual(['nginx.get_var', 'service.set_target', 'response.add_header']);
-    expect(fixedSecure.roundTrips).toBe(4);
+    expect(calls(fixedSecure)).toEqual(['nginx.get_var', 'nginx.get_var', 'service.set_target', 'response.add_header']);
+    expect(fixedSecure.roundTrips).toBe(5);
 
     configure({ targets: [`${A} draining`], no_ready_endpoint: 'reject' });
     await send();
@@ -233,6 +235,38 @@ describe('PDK round trips per contract row (README table)', () => {
     expect(calls(rejected)).toEqual(['nginx.get_var', 'response.exit']);
     expect(rejected.roundTrips).toBe(2);
     configure({ targets: [A, B, C], cookie_secure: null, no_ready_endpoint: 'draining' });
+  });
+
+  it('Host work: per binding and preserve_host (pinned request)', async () => {
+    const routes = { true: { id: 'r-host-preserve', preserve_host: true }, false: { id: 'r-host-plain', preserve_host: false } };
+    const kong = replicas[0]!;
+    const pinnedCalls = async (scope: { route: string } | { service: string }, preserveHost: boolean) => {
+      const id = kong.addPlugin({ ...scope, config: { secrets: [SECRET], cookie_name: 'sticky', targets: [A] } }).id;
+      try {
+        const req = { service: SERVICE, route: routes[`${preserveHost}`], host: 'shop.example' };
+        const first = await kong.request(req, { plugin: id }); // instance start (and, route-bound, get_route)
+        const cookie = cookieOf(first)!;
+        const r = await kong.request({ ...req, headers: { cookie } }, { plugin: id });
+        expect(r.upstreamHost).toBe(preserveHost ? 'shop.example' : '192.0.2.10');
+        return { first: calls(first), calls: calls(r), roundTrips: r.roundTrips };
+      } finally {
+        kong.removePlugin(id);
+      }
+    };
+    const routeTrue = await pinnedCalls({ route: routes.true.id }, true);
+    expect(routeTrue.first.slice(0, 2)).toEqual(['nginx.get_var', 'router.get_route']);
+    expect(routeTrue.calls).toEqual(['nginx.get_var', 'nginx.get_var', 'service.set_target', 'service.request.set_header']);
+    expect(routeTrue.roundTrips).toBe(5);
+    const routeFalse = await pinnedCalls({ route: routes.false.id }, false);
+    expect(routeFalse.first.slice(0, 3)).toEqual(['nginx.get_var', 'router.get_route', 'service.set_target']);
+    expect(routeFalse.calls).toEqual(['nginx.get_var', 'service.set_target']);
+    expect(routeFalse.roundTrips).toBe(3);
+    const serviceTrue = await pinnedCalls({ service: 'svc-host' }, true);
+    expect(serviceTrue.calls).toEqual(['nginx.get_var', 'nginx.get_var', 'service.set_target', 'service.request.set_header']);
+    expect(serviceTrue.roundTrips).toBe(5);
+    const serviceFalse = await pinnedCalls({ service: 'svc-host' }, false);
+    expect(serviceFalse.calls).toEqual(['nginx.get_var', 'nginx.get_var', 'service.set_target']);
+    expect(serviceFalse.roundTrips).toBe(4);
   });
 });
 
@@ -286,13 +320,14 @@ describe('bad config', () => {
     }
   });
 
-  it('what the schema cannot check refuses the instance with a message naming the field', async () => {
+  it('what the schema cannot check leaves the route to Kong, with an error naming the field', async () => {
     const kong = replicas[1]!;
     const id = kong.addPlugin({ route: 'r-bad-target', config: { secrets: [SECRET], targets: [A, '192.0.2.999:80'] } }).id;
     const r = await kong.request({ service: SERVICE }, { plugin: id });
-    expect(r.status).toBe(500);
+    expect(r.status).toBe(200);
     expect(r.target).toBeUndefined();
-    expect(r.error ?? r.luaError).toMatch(/config\.targets\[2\]/);
+    expect(r.responseHeaders['set-cookie']).toBeUndefined();
+    expect(kong.serverLog()).toMatch(/config\.targets\[2\].*Kong balances/);
     kong.removePlugin(id);
     // The server is fine and the other plugin still routes.
     expect(target(await send({}, 1, 0))).toBeDefined();

@@ -4,6 +4,7 @@
  * reloads like `kong reload`. The steps run in order and share one gateway and one client.
  */
 import { copyFileSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { spawn } from 'node:child_process';
 import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
@@ -28,12 +29,12 @@ const lines: string[] = [];
 
 function request(
   pathname: string,
-  opts: { method?: string; headers?: Array<[string, string]>; body?: string } = {},
+  opts: { method?: string; headers?: Array<[string, string]>; body?: string; host?: string } = {},
 ): Promise<Reply> {
   const url = new URL(pathname, gw.url);
   return new Promise((resolve, reject) => {
     const req = http.request(
-      { host: url.hostname, port: url.port, path: url.pathname + url.search, method: opts.method ?? 'GET', headers: [['Host', url.host], ...(opts.headers ?? [])].flat(), agent: false },
+      { host: url.hostname, port: url.port, path: url.pathname + url.search, method: opts.method ?? 'GET', headers: [['Host', opts.host ?? url.host], ...(opts.headers ?? [])].flat(), agent: false },
       (res) => {
         const chunks: Buffer[] = [];
         res.on('data', (c: Buffer) => chunks.push(c));
@@ -109,9 +110,9 @@ describe('dev gateway (npm start)', () => {
     expect(r.setCookie).toHaveLength(1);
     expect(r.setCookie[0]).toMatch(/^sticky=[\w-]+; Path=\/; HttpOnly; SameSite=Lax$/);
     expect(echos).toContain(r.name);
-    // what the backend got: Kong's Host after set_target (the target host), path and query
+    // what the backend got: the client's Host (kong.yml's route has preserve_host), path and query
     expect(r.body).toMatch(/^GET \/hello\?x=1 HTTP\/1\.1$/m);
-    expect(r.body).toMatch(new RegExp(`^Host: ${r.name}$`, 'm'));
+    expect(r.body).toMatch(new RegExp(`^Host: ${new URL(gw.url).host}$`, 'm'));
     expect(r.body).toMatch(/^X-Forwarded-For: 127\.0\.0\.1$/m);
     jar = cookieOf(r);
     pinned = r.name as string;
@@ -144,8 +145,27 @@ describe('dev gateway (npm start)', () => {
     const r = await request('/submit', { method: 'POST', headers: [['Cookie', jar], ['Accept', 'application/json'], ['Content-Type', 'text/plain']], body: 'hello body' });
     expect(r.status).toBe(200);
     const echo = JSON.parse(r.body) as { name: string; method: string; path: string; body: string; headers: Array<[string, string]> };
-    expect(echo).toMatchObject({ name: pinned, method: 'POST', path: '/submit', body: 'hello body' });
-    expect(echo.headers).toContainEqual(['Host', pinned]);
+    expect(echo).toMatchObject({ name: pinned, method: 'POST', path: '/submit', body: 'hello body', host: new URL(gw.url).host });
+    expect(echo.headers).toContainEqual(['Host', new URL(gw.url).host]);
+  });
+
+  it("preserve_host: the backend gets the client's Host with it, the target's host without it, new or pinned", async () => {
+    const clientHost = 'Shop.Example:8000';
+    const echoOf = async (headers: Array<[string, string]>) => {
+      const r = await request('/', { host: clientHost, headers: [['Accept', 'application/json'], ...headers] });
+      expect(r.status).toBe(200);
+      return { r, echo: JSON.parse(r.body) as { name: string; host: string | null } };
+    };
+    // false first: the last write puts kong.yml back as it was (writing unchanged text reloads nothing).
+    for (const preserveHost of [false, true]) {
+      const outcome = await writeConfig(original.replace('preserve_host: true', `preserve_host: ${preserveHost}`));
+      expect(outcome.ok).toBe(true);
+      const fresh = await echoOf([]);
+      expect(fresh.echo.host).toBe(preserveHost ? clientHost : fresh.echo.name);
+      const pinnedNow = await echoOf([['Cookie', cookieOf(fresh.r)]]);
+      expect(pinnedNow.echo.name).toBe(fresh.echo.name);
+      expect(pinnedNow.echo.host).toBe(preserveHost ? clientHost : fresh.echo.name);
+    }
   });
 
   it('draining target (kong.yml edited): the session stays, new clients never get it', async () => {
@@ -216,10 +236,18 @@ describe('dev gateway (npm start)', () => {
     expect(r.setCookie).toEqual([]);
   });
 
-  it('a target the plugin refuses at instance start is refused too (Kong would answer 500)', async () => {
+  it('a target Kong\'s schema refuses is refused, naming the field', async () => {
     const outcome = await writeConfig(good.replace(/- (echo-\d):80\n/, '- $1:80 drainig\n'));
     expect(outcome.ok).toBe(false);
-    expect(outcome.error).toMatch(/targets\[1\].*unknown option "drainig"/);
+    expect(outcome.error).toMatch(/config\.targets: .*expected .*host:port.*draining/);
+    const r = await request('/', { headers: [['Cookie', jar]] });
+    expect(r.name).toBe(pinned);
+  });
+
+  it('a target only the plugin can refuse is refused too, saying Kong would leave the route to its balancer', async () => {
+    const outcome = await writeConfig(good.replace(/- (echo-\d):80\n/, '- 192.0.2.300:80\n'));
+    expect(outcome.ok).toBe(false);
+    expect(outcome.error).toMatch(/targets\[1\].*not a valid IPv4 address.*Kong balances/);
     const r = await request('/', { headers: [['Cookie', jar]] });
     expect(r.name).toBe(pinned);
   });
@@ -277,5 +305,78 @@ describe('plugin response headers on the upstream response (Kong header_filter)'
       ['Set-Cookie', 'sticky=t'],
       ['x-sticky-session', 'new'],
     ]);
+  });
+});
+
+describe('npm start passes the plugin server the variables it reads, from its own environment', () => {
+  it('STICKY_SESSION_METRICS_PORT/_ADDRESS start the listener there; STICKY_SESSION_LOG_LEVEL sets its level', async () => {
+    const metricsPort = await new Promise<number>((resolve) => {
+      const s = http.createServer().listen(0, '127.0.0.1', () => {
+        const { port } = s.address() as import('node:net').AddressInfo;
+        s.close(() => resolve(port));
+      });
+    });
+    // What `npm start` execs after its build, with a shell's environment.
+    const child = spawn(process.execPath, [path.join(REPO_DIR, 'node_modules/tsx/dist/cli.mjs'), 'test/harness/dev-gateway.ts', '--port', '0', '--plugin-log'], {
+      cwd: REPO_DIR,
+      env: {
+        PATH: process.env.PATH,
+        STICKY_SESSION_METRICS_PORT: String(metricsPort),
+        STICKY_SESSION_METRICS_ADDRESS: '127.0.0.2',
+        STICKY_SESSION_LOG_LEVEL: 'warn',
+      },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let err = '';
+    child.stderr!.setEncoding('utf8').on('data', (c: string) => (err += c));
+    try {
+      let gateway: string | undefined;
+      for (let i = 0; i < 600 && !gateway && child.exitCode === null; i++) {
+        gateway = /listening on (127\.0\.0\.1:\d+)/.exec(err)?.[1];
+        if (!gateway) await new Promise((r) => setTimeout(r, 50));
+      }
+      expect(gateway, err).toBeDefined();
+      const answer = await fetch(`http://${gateway}/`);
+      expect(answer.status).toBe(200);
+      const metrics = await fetch(`http://127.0.0.2:${metricsPort}/metrics`);
+      expect(await metrics.text()).toMatch(/^sticky_session_decisions_total\{service="[^"]+",outcome="new",reason="none"\} 1$/m);
+      // At warn, --plugin-log shows none of the server's info lines (listener, instances) nor decisions.
+      await new Promise((r) => setTimeout(r, 500));
+      expect(err).not.toMatch(/\[plugin server\] (info|debug) /);
+    } finally {
+      child.kill('SIGTERM');
+      await new Promise((r) => (child.exitCode !== null ? r(undefined) : child.once('exit', r)));
+    }
+  }, 30_000);
+});
+
+describe('dev gateway on plugins-failover/ (npm start -- --failover)', () => {
+  let failoverDir: string;
+  let failover: Awaited<ReturnType<typeof startDevGateway>> | undefined;
+
+  afterAll(async () => {
+    await failover?.stop();
+    if (failoverDir) rmSync(failoverDir, { recursive: true, force: true });
+  });
+
+  it('serves the plugin with its log phase and takes change_on_failure, which plugins/ refuses', async () => {
+    failoverDir = mkdtempSync(path.join(os.tmpdir(), 'devgw-failover-'));
+    const file = path.join(failoverDir, 'kong.yml');
+    const text = readFileSync(path.join(REPO_DIR, 'kong', 'kong.yml'), 'utf8').replace(
+      'cookie_name: sticky',
+      'cookie_name: sticky\n          change_on_failure: true',
+    );
+    expect(text).toContain('change_on_failure: true');
+    writeFileSync(file, text);
+    await expect(startDevGateway({ port: 0, configPath: file, log: () => {}, watch: false })).rejects.toThrow(
+      /config\.change_on_failure: unknown field/,
+    );
+    failover = await startDevGateway({ port: 0, configPath: file, log: () => {}, watch: false, failover: true });
+    expect([...failover.kong.info.Phases].sort()).toEqual(['access', 'log']);
+    expect(failover.kong.info.Name).toBe(gw.kong.info.Name);
+    expect(failover.kong.plugins()[0]?.config.change_on_failure).toBe(true);
+    const r = await fetch(`${failover.url}/`);
+    expect(r.status).toBe(200);
+    expect(r.headers.get('set-cookie')).toMatch(/^sticky=/);
   });
 });

@@ -193,7 +193,8 @@ describe('what the plugin sees', () => {
       { value: { cookie: ['s=abc; t=1', 'u=2'], host: ['shop.example'] } },
       { value: 'https' },
       { value: expect.objectContaining({ id: 'svc-1', host: 'shop.default.80.svc', port: 80, protocol: 'http' }) },
-      { value: { id: 'route-1', name: 'shop' } },
+      // the whole route entity, the schema's defaults included (preserve_host: Kong's default)
+      { value: expect.objectContaining({ id: 'route-1', name: 'shop', preserve_host: false, strip_path: true }) },
       { value: '192.0.2.10' },
     ]);
     expect(r.rpc.find((x) => x.method === 'plugin.StepMultiMap')).toBeDefined();

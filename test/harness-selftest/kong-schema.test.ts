@@ -137,3 +137,61 @@ describe('metaschema (Kong refuses to start)', () => {
     );
   });
 });
+
+describe('entity checks of a record (Kong runs them when it validates the record)', () => {
+  const sets: PluginSchemaDump = {
+    name: 'p',
+    fields: [
+      {
+        config: {
+          type: 'record',
+          fields: [{ a: { type: 'array', elements: { type: 'string' } } }, { b: { type: 'string' } }, { c: { type: 'integer', between: [1, 2] } }],
+          entity_checks: [{ mutually_exclusive_sets: { set1: ['a'], set2: ['b', 'c'] } }],
+        },
+      },
+    ],
+  };
+
+  function check(config: Record<string, unknown>): unknown {
+    try {
+      processPluginConfig(sets, config);
+      return 'accepted';
+    } catch (err) {
+      return (err as KongSchemaError).fields;
+    }
+  }
+
+  it('mutually_exclusive_sets: one set or the other, and empty values count as unset (is_nonempty)', () => {
+    expect(check({ a: ['x'], b: 'y', c: 1 })).toEqual({ config: { '@entity': ["these sets are mutually exclusive: ('a'), ('b', 'c')"] } });
+    expect(check({ a: ['x'] })).toBe('accepted');
+    expect(check({ b: 'y', c: 2 })).toBe('accepted');
+    expect(check({ a: [], b: 'y' })).toBe('accepted');
+  });
+
+  it('mutually_exclusive_sets is not run when one of its fields is invalid', () => {
+    expect(check({ a: ['x'], c: 3 })).toEqual({ config: { c: 'value should be between 1 and 2' } });
+  });
+
+  it('the metaschema refuses checks that name no field of the record, and checks it does not emulate', () => {
+    const named = (entity_checks: unknown): PluginSchemaDump => ({
+      name: 'p',
+      fields: [{ config: { type: 'record', fields: [{ a: { type: 'string' } }], entity_checks } }],
+    });
+    expect(() => checkPluginSchema(named([{ mutually_exclusive_sets: { set1: ['a'], set2: ['z'] } }]))).toThrow(/invalid field name: z/);
+    expect(() => checkPluginSchema(named([{ at_least_one_of: ['a'] }]))).toThrow(UnsupportedSchemaError);
+  });
+});
+
+describe('is_regex: compiled by PCRE2, as Kong does', () => {
+  const re = wrap([{ r: { type: 'string', is_regex: true } }]);
+  it.each([
+    ['Chrome/5[1-9]', true],
+    ['(?i)chrome', true], // PCRE inline flags (JavaScript refuses them)
+    ['Safari++', true], // possessive quantifier (JavaScript refuses it)
+    ['Chrome/5[1-9', false],
+    ['(?<=a+)b', false], // variable-length lookbehind (JavaScript accepts it)
+  ])('%s: %s', (pattern, valid) => {
+    if (valid) expect(processPluginConfig(re, { r: pattern })).toEqual({ r: pattern });
+    else expect(() => processPluginConfig(re, { r: pattern })).toThrow(/not a valid regex/);
+  });
+});

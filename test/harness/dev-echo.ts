@@ -1,7 +1,7 @@
 /**
  * Local stand-ins for the echo backends of kong/docker-compose.yml (traefik/whoami with
- * `--name echo-N`): each answers with its name, the request line and the headers it got.
- * Plain text like whoami; JSON when the client accepts application/json.
+ * `--name echo-N`): each answers with its name, the Host it got, the request line and the
+ * headers. Plain text like whoami; JSON when the client accepts application/json.
  */
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -17,6 +17,8 @@ export interface EchoReply {
   listen: string;
   method: string;
   path: string;
+  /** The Host header received (Kong's choice: preserve_host, set_target, set_host_header); null: none. */
+  host: string | null;
   /** Header lines as received, in order. */
   headers: Array<[string, string]>;
   remoteAddr: string;
@@ -49,6 +51,7 @@ export class EchoServer {
           listen: `${host}:${(server.address() as AddressInfo).port}`,
           method: req.method ?? 'GET',
           path: req.url ?? '/',
+          host: headers.find(([n]) => n.toLowerCase() === 'host')?.[1] ?? null,
           headers,
           remoteAddr: `${req.socket.remoteAddress ?? '?'}:${req.socket.remotePort ?? '?'}`,
         };

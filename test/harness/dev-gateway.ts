@@ -38,6 +38,7 @@ import {
   type RouteMatch,
 } from './dev-kong-config.js';
 import { REPO_DIR } from './dockerfile.js';
+import { SERVER_ENV_NAMES } from '../../src/env.js';
 import { KongEmulator, KongSchemaError, type PdkCall, type RequestResult, type UpstreamRequest, type UpstreamResponse } from './kong-emulator.js';
 import { processPluginConfig } from './kong-schema.js';
 
@@ -56,6 +57,17 @@ export interface DevGatewayOptions {
   pluginLog?: boolean;
   /** Watch the config file and reload on change. Default true. */
   watch?: boolean;
+  /**
+   * The shell's environment (default: this process's). Every variable the plugin server reads
+   * (src/env.ts: STICKY_SESSION_METRICS_PORT, ...) that is set here goes into the emulated
+   * container, on top of the image's ENV; nginx then passes on what KONG_NGINX_MAIN_ENV declares.
+   */
+  env?: NodeJS.ProcessEnv;
+  /**
+   * Serve plugins-failover/ (log phase, change_on_failure) instead of plugins/: the image's
+   * commands with that directory, as an operator switches.
+   */
+  failover?: boolean;
 }
 
 export interface ReloadOutcome {
@@ -216,7 +228,7 @@ class Gateway implements DevGateway {
         this.instanceCheck({ ...filled, service_id: cfg.plugin.scope.service, route_id: cfg.plugin.scope.route });
       } catch (err) {
         throw new Error(
-          `${(err as Error).message} (Kong would accept this file, then every plugin instance would fail to start and every request get 500)`,
+          `${(err as Error).message} (Kong would accept this file, and the plugin would stand aside: Kong balances, no session is kept)`,
         );
       }
     }
@@ -554,6 +566,13 @@ function prettyPluginLine(line: string): string {
   }
 }
 
+/** The variables of `shell` that the plugin server reads, as a container would be given them. */
+function pluginServerEnv(shell: NodeJS.ProcessEnv): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const name of SERVER_ENV_NAMES) if (shell[name] !== undefined) out[name] = shell[name];
+  return out;
+}
+
 /** Starts the gateway: plugin server, backends, HTTP listener, config watcher. */
 export async function startDevGateway(opts: DevGatewayOptions = {}): Promise<DevGateway> {
   const configPath = path.resolve(opts.configPath ?? path.join(REPO_DIR, 'kong', 'kong.yml'));
@@ -562,9 +581,9 @@ export async function startDevGateway(opts: DevGatewayOptions = {}): Promise<Dev
     throw new Error('dist/ is not built: run `npm run build` (npm start does it) first');
   }
   const kong = await KongEmulator.start({
-    useDockerfile: true,
+    ...(opts.failover ? { pluginsDir: 'plugins-failover' } : { useDockerfile: true }),
     workers: opts.workers ?? 2,
-    env: { STICKY_SESSION_LOG_LEVEL: process.env.STICKY_SESSION_LOG_LEVEL ?? (opts.pluginLog ? 'debug' : 'info') },
+    env: { STICKY_SESSION_LOG_LEVEL: opts.pluginLog ? 'debug' : 'info', ...pluginServerEnv(opts.env ?? process.env) },
   });
   const gw = new Gateway(kong, configPath, opts);
   try {
@@ -596,7 +615,7 @@ function banner(gw: DevGateway, host: string): string {
     '',
     `sticky-session dev gateway on ${shown}/ (listening on ${gw.url.replace(/^http:\/\//, '')})`,
     `  config    ${rel}  (watched: save it to reload, like \`kong reload\`)`,
-    `  plugin    ${gw.kong.info.Name} ${gw.kong.info.Version}, served by the real kong-js-pluginserver (pid ${gw.kong.serverPid ?? '?'}), ${gw.kong.workers.length} emulated nginx workers`,
+    `  plugin    ${gw.kong.info.Name} ${gw.kong.info.Version} (phases: ${[...gw.kong.info.Phases].sort().join(', ')}), served by the real kong-js-pluginserver (pid ${gw.kong.serverPid ?? '?'}), ${gw.kong.workers.length} emulated nginx workers`,
     `  targets   ${targets.join(', ') || '(none)'}`,
     '  backends',
     ...gw.backends().map((b) => `    ${b.label}`),
@@ -627,7 +646,11 @@ Options (environment in brackets):
   -c, --config FILE   Kong declarative config (default kong/kong.yml)
       --workers N     emulated nginx workers (default 2)
       --plugin-log    also print the plugin server's log (decision lines at debug)
+      --failover      serve plugins-failover/ (change_on_failure: log phase on every request)
   -h, --help
+
+The plugin server gets the variables it reads from this environment, as the image would:
+STICKY_SESSION_LOG_LEVEL, STICKY_SESSION_METRICS_PORT, STICKY_SESSION_METRICS_ADDRESS, KUBECONFIG.
 `;
 
 async function main(): Promise<void> {
@@ -638,6 +661,7 @@ async function main(): Promise<void> {
       config: { type: 'string', short: 'c' },
       workers: { type: 'string' },
       'plugin-log': { type: 'boolean' },
+      failover: { type: 'boolean' },
       help: { type: 'boolean', short: 'h' },
     },
     strict: true,
@@ -657,7 +681,7 @@ async function main(): Promise<void> {
   const configPath = values.config ? path.resolve(base, values.config) : undefined;
 
   process.stderr.write('starting the plugin server and the echo backends...\n');
-  const gw = await startDevGateway({ port, host, configPath, workers, pluginLog: values['plugin-log'] ?? false });
+  const gw = await startDevGateway({ port, host, configPath, workers, pluginLog: values['plugin-log'] ?? false, failover: values.failover ?? false });
   process.stderr.write(`${banner(gw, host)}\n`);
 
   let stopping = false;

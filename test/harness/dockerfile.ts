@@ -37,7 +37,7 @@ export class DockerfileError extends Error {
 }
 
 /** Joins backslash-continued lines into logical instructions, dropping comment lines. */
-function logicalLines(text: string): string[] {
+export function logicalLines(text: string): string[] {
   const out: string[] = [];
   let current: string | null = null;
   for (const raw of text.split(/\r?\n/)) {

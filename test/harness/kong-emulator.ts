@@ -39,6 +39,7 @@ import {
   RequestContext,
   cjsonEncode,
   serializeRecord,
+  routerMatched,
   upstreamHostHeader,
   stepMethodFor,
   type EmulatedRequest,
@@ -69,9 +70,10 @@ export interface UpstreamRequest {
   /** Header lines as sent upstream (Host replaced by `hostHeader`). */
   readonly headers: HeaderList;
   /**
-   * The Host header Kong sends: after kong.service.set_target it is the target's host
-   * without port, whatever the route's preserve_host says (pdk/service.lua sets
-   * $upstream_host; Kong/kong#5945).
+   * The Host header Kong sends (pdk.ts upstreamHostHeader): a non-empty $upstream_host as it
+   * is (the client's Host on a preserve_host route; after kong.service.set_target the target's
+   * host without port, Kong/kong#5945; kong.service.request.set_header("Host")), else the
+   * balancer's host with ":port" unless the scheme's default.
    */
   readonly hostHeader: string;
   /** Set by kong.service.set_target; undefined: Kong's own balancer picks (service host). */
@@ -217,6 +219,8 @@ export interface RequestResult {
   upstream?: UpstreamResponse;
   /** Upstream request header lines added by kong.service.request.*. */
   upstreamRequestHeaders: Array<[string, string]>;
+  /** The Host header Kong sent upstream, when the request was proxied (see UpstreamRequest.hostHeader). */
+  upstreamHost?: string;
   ctxShared: Record<string, unknown>;
 }
 
@@ -510,6 +514,8 @@ export class KongEmulator {
 
     let failed: string | undefined;
     for (const phase of ['rewrite', 'access'] as const) {
+      // The router runs between the (global-only) rewrite phase and the access phase.
+      if (phase === 'access' && !ctx.exit && failed === undefined) routerMatched(ctx);
       if (!phases.has(phase) || ctx.exit || failed !== undefined) continue;
       if (phase === 'rewrite' && !global) continue;
       const r = await this.runPhase(worker, entity, conf, phase, ctx, opts.timeoutMs);
@@ -520,6 +526,7 @@ export class KongEmulator {
     let status: number;
     let body: string | undefined;
     let upstream: UpstreamResponse | undefined;
+    let proxiedHost: string | undefined;
     const exitHeaderLines: Array<[string, string]> = [];
     if (ctx.exit) {
       status = ctx.exit.status;
@@ -544,9 +551,10 @@ export class KongEmulator {
       const service = ctx.service;
       const ip = ctx.target?.host ?? service?.host ?? 'upstream';
       const port = ctx.target?.port ?? service?.port ?? 80;
+      const hostHeader = upstreamHostHeader(ctx);
+      proxiedHost = hostHeader;
       if (handler) {
         try {
-          const hostHeader = upstreamHostHeader(ctx);
           upstream = await handler({
             method: ctx.method,
             path: ctx.requestUri,
@@ -620,6 +628,7 @@ export class KongEmulator {
     if (main?.instanceId !== undefined) out.instanceId = main.instanceId;
     if (results.log) out.log = results.log;
     if (upstream) out.upstream = upstream;
+    if (proxiedHost !== undefined) out.upstreamHost = proxiedHost;
     return out;
   }
 

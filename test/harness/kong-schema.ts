@@ -14,14 +14,16 @@
  *    the Admin API returns as HTTP 400 `{code: 2, name: "schema violation", fields, message}`.
  *
  * Types: string, number, integer, boolean, array, set, map, record. Validators: eq, ne,
- * one_of, not_one_of, gt, between, timestamp, uuid, is_regex (approximated with JS
- * RegExp), len_eq, len_min, len_max (strings: bytes), starts_with, match, not_match,
+ * one_of, not_one_of, gt, between, timestamp, uuid, is_regex (PCRE2, as Kong), len_eq,
+ * len_min, len_max (strings: bytes), starts_with, match, not_match,
  * match_all, match_none, match_any (Lua patterns), contains. `referenceable` strings that
- * look like `{vault://...}` skip the validators (nothing is resolved). Not supported
- * (refused loudly): foreign, function, json types, custom_validator, entity_checks,
- * shorthand_fields, mutually_exclusive_subsets.
+ * look like `{vault://...}` skip the validators (nothing is resolved). A record's
+ * entity_checks: mutually_exclusive_sets. Not supported (refused loudly): foreign, function,
+ * json types, custom_validator, other entity checks, shorthand_fields,
+ * mutually_exclusive_subsets.
  */
 import { luaMatches } from './lua-pattern.js';
+import { pcreCompiles } from './pcre.js';
 
 export type FieldDef = { readonly type: string } & { readonly [attr: string]: unknown };
 export type FieldList = ReadonlyArray<Readonly<Record<string, FieldDef>>>;
@@ -190,17 +192,7 @@ const VALIDATORS: Array<[string, Validator]> = [
   ['gt', (v, limit) => ((v as number) > (limit as number) ? null : `value must be greater than ${luaToString(limit)}`)],
   ['timestamp', (v) => ((v as number) > 0 ? null : MSG.TIMESTAMP)],
   ['uuid', (v) => (typeof v === 'string' && v.length === 36 && UUID_RE.test(v) ? null : MSG.UUID)],
-  [
-    'is_regex',
-    (v) => {
-      try {
-        new RegExp(v as string);
-        return null;
-      } catch {
-        return `not a valid regex: ${luaToString(v)}`;
-      }
-    },
-  ],
+  ['is_regex', (v) => (pcreCompiles(v as string) ? null : `not a valid regex: ${luaToString(v)}`)],
   [
     'between',
     (v, limits) => {
@@ -245,7 +237,51 @@ const VALIDATORS: Array<[string, Validator]> = [
   ],
 ];
 
-const UNSUPPORTED_ATTRIBUTES = ['custom_validator', 'mutually_exclusive_subsets', 'entity_checks', 'shorthand_fields'];
+const UNSUPPORTED_ATTRIBUTES = ['custom_validator', 'mutually_exclusive_subsets', 'shorthand_fields'];
+
+// ---------------------------------------------------------------------------------------
+// Entity checks of a record (Schema.entity_checkers, run_entity_check)
+
+type EntityCheck = (record: Record<string, unknown>, arg: Record<string, unknown>, errors: SchemaErrors) => string | null;
+
+/** Kong's is_nonempty: nil, null, an empty table and "" are empty. */
+function isNonEmpty(v: unknown): boolean {
+  if (v === null || v === undefined || v === '') return false;
+  if (isTable(v)) return Array.isArray(v) ? v.length > 0 : Object.keys(v as object).length > 0;
+  return true;
+}
+
+const quotedList = (names: readonly string[]): string => names.map((n) => `'${n}'`).join(', ');
+
+const ENTITY_CHECKS: Record<string, EntityCheck> = {
+  // run_with_missing_fields; skipped when one of its fields already has an error.
+  mutually_exclusive_sets: (record, arg, errors) => {
+    const set1 = arg.set1 as string[];
+    const set2 = arg.set2 as string[];
+    if ([...set1, ...set2].some((f) => errors[f] !== undefined)) return null;
+    const in1 = set1.filter((f) => isNonEmpty(record[f]));
+    const in2 = set2.filter((f) => isNonEmpty(record[f]));
+    return in1.length && in2.length ? `these sets are mutually exclusive: (${quotedList(in1)}), (${quotedList(in2)})` : null;
+  },
+};
+
+/** The checker of an entity_checks entry, or UnsupportedSchemaError. */
+function entityCheckOf(entry: unknown): [EntityCheck, Record<string, unknown>] {
+  const name = isPlainObject(entry) ? Object.keys(entry)[0] : undefined;
+  const check = name === undefined ? undefined : ENTITY_CHECKS[name];
+  if (!check) throw new UnsupportedSchemaError(`harness: entity check '${String(name)}' is not emulated`);
+  return [check, (entry as Record<string, Record<string, unknown>>)[name as string] as Record<string, unknown>];
+}
+
+/** Runs a record's entity checks; their messages go to errors["@entity"], as Kong's do. */
+function runEntityChecks(record: FieldDef, input: Record<string, unknown>, errors: SchemaErrors): void {
+  if (!Array.isArray(record.entity_checks)) return;
+  for (const entry of record.entity_checks) {
+    const [check, arg] = entityCheckOf(entry);
+    const e = check(input, arg, errors);
+    if (e !== null) ((errors['@entity'] ??= []) as string[]).push(e);
+  }
+}
 
 // ---------------------------------------------------------------------------------------
 // process_auto_fields (insert)
@@ -322,6 +358,7 @@ function validateRecord(record: FieldDef, input: Record<string, unknown>): Schem
   for (const [name, field] of fields) {
     if (field.required === true && (input[name] === null || input[name] === undefined)) errors[name] = MSG.REQUIRED;
   }
+  runEntityChecks(record, input, errors);
   return Object.keys(errors).length ? errors : null;
 }
 
@@ -550,10 +587,25 @@ function checkFieldDef(name: string, field: unknown, errors: SchemaErrors): void
     if (field[nested] !== undefined) checkFieldDef(name, field[nested], errors);
   }
   if (errors[name] !== undefined) return;
-  if (type === 'record') checkFieldList(field.fields, errors);
+  if (type === 'record') {
+    checkFieldList(field.fields, errors);
+    checkEntityChecks(name, field, errors);
+  }
   if (field.default !== undefined && field.default !== null) {
     const e = validateField(field as FieldDef, field.default);
     if (e !== null) errors[name] = { default: e };
+  }
+}
+
+/** A record's entity_checks: known checkers whose field lists name fields of the record. */
+function checkEntityChecks(name: string, record: Record<string, unknown>, errors: SchemaErrors): void {
+  if (record.entity_checks === undefined) return;
+  const names = new Set(fieldEntries(record.fields).map(([k]) => k));
+  for (const entry of record.entity_checks as unknown[]) {
+    const [, arg] = entityCheckOf(entry);
+    const listed = Object.values(arg).flatMap((v) => (Array.isArray(v) ? v : [v]));
+    const unknown = listed.find((f) => typeof f !== 'string' || !names.has(f));
+    if (unknown !== undefined) errors[name] = { entity_checks: `invalid field name: ${String(unknown)}` };
   }
 }
 

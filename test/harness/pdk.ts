@@ -146,11 +146,12 @@ export interface SavedRequestData {
 export class RequestContext {
   readonly method: string;
   readonly scheme: 'http' | 'https';
-  readonly hostHeader: string;
+  /** The request's Host header ($http_host); kong.service.request.set_header("Host") changes it. */
+  hostHeader: string;
   readonly rawPath: string;
   readonly query: string;
   readonly requestUri: string;
-  readonly headers: HeaderList;
+  headers: HeaderList;
   readonly clientIp: string;
   readonly forwardedScheme: string | undefined;
   readonly service: ServiceEntity | null;
@@ -166,8 +167,11 @@ export class RequestContext {
   /** Changes to the upstream request (kong.service.request.*). */
   upstreamRequestHeaderLines: Array<[string, string]> = [];
   target: { host: string; port: number } | undefined;
-  /** $upstream_host as set during the request (set_target: the host, no port; set_header Host). */
-  upstreamHostVar: string | undefined;
+  /**
+   * $upstream_host: '' (nginx_kong.lua `set $upstream_host ''`), the client's Host on a
+   * preserve_host route (routerMatched), then whatever set_target / set_header("Host") put.
+   */
+  upstreamHostVar = '';
   upstreamName: string | undefined;
   retries: number | undefined;
   exit: ExitInfo | undefined;
@@ -198,6 +202,15 @@ export class RequestContext {
 
   get host(): string {
     return hostVar(this.hostHeader);
+  }
+
+  /** ngx.req.set_header("Host", value): the request's Host lines become this one. */
+  setRequestHost(value: string): void {
+    const i = this.headers.findIndex(([n]) => n.toLowerCase() === 'host');
+    const rest = this.headers.filter(([n]) => n.toLowerCase() !== 'host');
+    rest.splice(i < 0 ? rest.length : i, 0, ['Host', value]);
+    this.headers = rest;
+    this.hostHeader = value;
   }
 
   /** Response headers set by plugins as a multimap with lower-case names. */
@@ -374,25 +387,56 @@ function serviceEntity(s: ServiceEntity | null): Record<string, unknown> | undef
   return { ...SERVICE_DEFAULTS, ...s };
 }
 
+/** The route schema's defaults (kong/db/schema/entities/routes.lua). */
+const ROUTE_DEFAULTS: Readonly<Record<string, unknown>> = {
+  protocols: ['http', 'https'],
+  https_redirect_status_code: 426,
+  strip_path: true,
+  preserve_host: false,
+  request_buffering: true,
+  response_buffering: true,
+  regex_priority: 0,
+  path_handling: 'v0',
+};
+
+/** The route entity as kong.router.get_route returns it (StepRoute). */
+function routeEntity(r: RouteEntity | null): Record<string, unknown> | undefined {
+  if (!r) return undefined;
+  return { ...ROUTE_DEFAULTS, ...r };
+}
+
 /** cjson.encode: numbers as %.14g (so 1/3 -> 0.33333333333333, 2^60 loses digits). */
 export function cjsonEncode(value: unknown): string {
   return JSON.stringify(value, (_k, v: unknown) => (typeof v === 'number' && Number.isFinite(v) ? Number(v.toPrecision(14)) : v));
 }
 
 /**
- * The Host header Kong sends upstream (runloop access.after + balancer.set_host_header):
- * $upstream_host if anything set it (kong.service.set_target sets it to the target's host
- * WITHOUT port, overriding preserve_host; kong.service.request.set_header("Host")), else the
- * client's Host with preserve_host, else the service host, with the port unless default.
+ * The router's part in the Host header (runloop handler.lua access.before, after the match,
+ * before the plugins' access phase): atc.lua sets `upstream_host = preserve_host and
+ * req_host` with req_host the request's Host header as sent (port included), and the runloop
+ * copies it into $upstream_host when set. On any other route $upstream_host stays ''.
+ */
+export function routerMatched(ctx: RequestContext): void {
+  if (ctx.route?.preserve_host !== true) return;
+  const reqHost = kongGetHeader(ctx.headers, 'host');
+  if (reqHost !== null) ctx.upstreamHostVar = reqHost;
+}
+
+/**
+ * The Host header Kong sends upstream, after the plugins (runloop access.after, then
+ * balancer.set_host_header): a non-empty $upstream_host marks the request preserve_host and
+ * is sent as it is (set_target put the target's host there WITHOUT port, Kong/kong#5945;
+ * set_header("Host") its value; the router the client's Host). Otherwise the balancer's
+ * hostname (the set_target host, else the service host) with ":port" unless the port is 80
+ * for http/grpc or 443 for https/grpcs (the service protocol is $upstream_scheme).
  */
 export function upstreamHostHeader(ctx: RequestContext): string {
-  if (ctx.upstreamHostVar !== undefined && ctx.upstreamHostVar !== '') return ctx.upstreamHostVar;
-  if (ctx.route?.preserve_host === true) return ctx.hostHeader;
-  const host = ctx.service?.host ?? 'localhost';
-  const port = ctx.service?.port ?? 80;
+  if (ctx.upstreamHostVar !== '') return ctx.upstreamHostVar;
+  const hostname = ctx.target?.host ?? ctx.service?.host ?? 'localhost';
+  const port = ctx.target?.port ?? ctx.service?.port ?? 80;
   const scheme = ctx.service?.protocol ?? 'http';
   const defaultPort = (port === 80 && (scheme === 'http' || scheme === 'grpc')) || (port === 443 && (scheme === 'https' || scheme === 'grpcs'));
-  return defaultPort ? host : `${host}:${port}`;
+  return defaultPort ? hostname : `${hostname}:${port}`;
 }
 
 /** The parts of kong.log.serialize() the harness can know. */
@@ -619,7 +663,7 @@ export function callPdk(ctx: RequestContext, phase: Phase, env: PdkEnv, method: 
     case 'kong.router.get_service':
       return serviceEntity(ctx.service);
     case 'kong.router.get_route':
-      return ctx.route ?? undefined;
+      return routeEntity(ctx.route);
     case 'kong.service.set_target': {
       checkPhase(phase, SET_TARGET_PHASES);
       if (typeof a0 !== 'string') throw new LuaError('host must be a string');
@@ -651,8 +695,13 @@ export function callPdk(ctx: RequestContext, phase: Phase, env: PdkEnv, method: 
       const values = headerValues(a0, a1);
       const name = a0 as string;
       if (name.toLowerCase() === 'host') {
-        // service/request.lua: the Host header is $upstream_host
-        ctx.upstreamHostVar = values[0];
+        // service/request.lua: $upstream_host = value, then ngx.req.set_header: the downstream
+        // request's Host changes too ($host, $http_host, get_host, get_header, the log record)
+        if (method.endsWith('add_header') || Array.isArray(a1)) {
+          throw new HarnessError(`harness: ${method}("Host", ${JSON.stringify(a1)}) is not emulated`);
+        }
+        ctx.upstreamHostVar = String(a1);
+        ctx.setRequestHost(values[0] as string);
         return undefined;
       }
       if (method.endsWith('set_header')) {
@@ -784,7 +833,7 @@ function nginxVar(ctx: RequestContext, env: PdkEnv, phase: Phase, name: string):
     case 'request_id':
       return ctx.requestId;
     case 'upstream_host':
-      return ctx.upstreamHostVar ?? (ctx.route?.preserve_host === true ? ctx.hostHeader : '');
+      return ctx.upstreamHostVar;
     default:
       env.log({
         level: 'warn',

@@ -25,8 +25,14 @@ export class FakeKong implements KongPdk {
     getForwardedScheme: () => this.call('request.getForwardedScheme', [], 'http'),
   };
   readonly nginx = { getVar: (name: string) => this.call('nginx.getVar', [name], this.vars.get(name) ?? null) };
-  readonly router = { getService: () => this.call('router.getService', [], null) };
-  readonly service = { setTarget: (host: string, port: number) => this.call('service.setTarget', [host, port], true) };
+  readonly router = {
+    getService: () => this.call('router.getService', [], null),
+    getRoute: () => this.call('router.getRoute', [], null),
+  };
+  readonly service = {
+    setTarget: (host: string, port: number) => this.call('service.setTarget', [host, port], true),
+    request: { setHeader: (name: string, value: string) => this.call('service.request.setHeader', [name, value], true) },
+  };
   readonly response = {
     addHeader: (name: string, value: string) => this.call('response.addHeader', [name, value], true),
     setHeader: (name: string, value: string) => this.call('response.setHeader', [name, value], true),

@@ -163,9 +163,7 @@ describe('GET /metrics', () => {
   it('reports the watch of each Service, not of static targets', () => {
     expect(metrics.get(sample('sticky_session_watch_restarts_total', { source: watch.key }))).toBe(2);
     expect(metrics.get(sample('sticky_session_watch_synced', { source: watch.key }))).toBe(1);
-    const age = metrics.get(sample('sticky_session_watch_last_sync_age_seconds', { source: watch.key }))!;
-    expect(age).toBeGreaterThanOrEqual(3);
-    expect(age).toBeLessThan(30);
+    expect(metrics.get(sample('sticky_session_watch_last_sync_timestamp_seconds', { source: watch.key }))).toBe(watch.lastSyncAt! / 1000);
     expect(metrics.get(sample('sticky_session_watch_synced', { source: A1 }))).toBeUndefined();
     expect(text).toContain('# TYPE sticky_session_watch_restarts_total counter');
   });
@@ -174,6 +172,46 @@ describe('GET /metrics', () => {
     expect(metrics.has('sticky_session_process_cpu_user_seconds_total')).toBe(true);
     expect(metrics.has('sticky_session_nodejs_eventloop_lag_seconds')).toBe(true);
     for (const key of metrics.keys()) expect(key).toMatch(/^sticky_session_/);
+  });
+
+  it('gives a watch that never synced a last-sync time of 0, so an alert on its age fires', async () => {
+    const saved = watch.lastSyncAt;
+    watch.lastSyncAt = undefined;
+    try {
+      const now = parseMetrics((await http(`${base}/metrics`)).body);
+      expect(now.get(sample('sticky_session_watch_last_sync_timestamp_seconds', { source: watch.key }))).toBe(0);
+    } finally {
+      watch.lastSyncAt = saved;
+    }
+  });
+
+  it('exports no gauge named like a counter (promtool: "non-counter metrics should not have _total suffix")', () => {
+    for (const line of text.split('\n')) {
+      const m = /^# TYPE (\S+) (\S+)$/.exec(line);
+      if (m && m[1]!.endsWith('_total')) expect(`${m[1]} ${m[2]}`).toBe(`${m[1]} counter`);
+    }
+    expect(metrics.has('sticky_session_nodejs_active_handles_total')).toBe(false);
+    expect([...metrics.keys()].some((k) => k.startsWith('sticky_session_nodejs_active_handles{'))).toBe(true);
+  });
+
+  it('drops every series of a source once its last holder lets go (instance closed, as on CloseInstance)', async () => {
+    const orders = new ScriptedWatch();
+    Object.defineProperty(orders, 'key', { value: 'k8s:shop/orders:http' });
+    orders.snapshot = makeSnapshot(1, [{ id: 'uid-o1', name: 'orders-1', host: '192.0.2.31', port: 8080, condition: 'ready', weight: 1 }]);
+    orders.lastSyncAt = Date.now();
+    const lease = sources.acquire(orders.key, () => orders);
+    const p = plugin({ service_id: 'svc-o', kubernetes_namespace: 'shop', kubernetes_service: 'orders', kubernetes_port: 'http' });
+    lease.release(); // the instance holds it now
+    expect((await send(p)).target()).toBe('192.0.2.31:8080');
+    const ofOrders = (m: Map<string, number>) => [...m.keys()].filter((k) => k.includes('source="k8s:shop/orders:http"'));
+    const held = ofOrders(parseMetrics((await http(`${base}/metrics`)).body));
+    for (const name of ['active_sessions', 'endpoints', 'watch_synced', 'watch_restarts_total', 'watch_last_sync_timestamp_seconds']) {
+      expect(held.some((k) => k.startsWith(`sticky_session_${name}{`)), name).toBe(true);
+    }
+    p.close();
+    expect(ofOrders(parseMetrics((await http(`${base}/metrics`)).body))).toEqual([]);
+    // The decisions it counted stay: counters of a Kong service do not go back.
+    expect(metrics.get(sample('sticky_session_decisions_total', { service: 'service:svc-k', outcome: 'new', reason: 'none' }))).toBe(1);
   });
 
   it('follows the views: a watch that loses its sync drops its gauges but keeps its counters', async () => {

@@ -175,6 +175,8 @@ describe('resolveConfig: start-time checks name the field', () => {
   });
 
   it('secrets: a vault reference Kong did not resolve', () => {
+    // Short references too: the reference is what is wrong, not its length.
+    expectRefused(kong({ secrets: ['{vault://env/sticky}'] }), 'secrets[1]', /vault reference was not resolved/);
     expectRefused(kong({ secrets: ['{vault://env/sticky-session-secret-key}'] }), 'secrets[1]', /vault/);
     expectRefused(kong({ secrets: [SECRET, '{vault://aws/prod/sticky-session/secret}'] }), 'secrets[2]', /vault/);
   });
@@ -242,6 +244,19 @@ describe('resolveConfig: start-time checks name the field', () => {
   it('cookie_same_site_none_exempt_user_agents: not a regular expression', () => {
     expectRefused(kong({ cookie_same_site_none_exempt_user_agents: ['ok', '(unclosed'] }), 'cookie_same_site_none_exempt_user_agents[2]', /regular expression/);
     expectRefused(kong({ cookie_same_site_none_exempt_user_agents: ['[z-a]'] }), 'cookie_same_site_none_exempt_user_agents[1]');
+  });
+
+  it('cookie_same_site_none_exempt_user_agents: PCRE\'s leading inline flags become RegExp flags; other PCRE-only syntax is refused', () => {
+    const [re] = resolveConfig(kong({ cookie_same_site_none_exempt_user_agents: ['(?i)chrome/5[1-9]'] })).sameSiteNoneExempt;
+    expect(re!.test('Mozilla/5.0 CHROME/53.0')).toBe(true);
+    expect(re!.flags).toBe('i');
+    expectRefused(kong({ cookie_same_site_none_exempt_user_agents: ['Safari++'] }), 'cookie_same_site_none_exempt_user_agents[1]', /PCRE/);
+  });
+
+  it('change_on_failure: refused without the log phase, whatever the schema let through', () => {
+    expect(() => resolveConfig(kong({ change_on_failure: true }), { logPhase: false })).toThrow(/plugins-failover/);
+    expect(resolveConfig(kong({ change_on_failure: true }), { logPhase: true }).failover).not.toBeNull();
+    expect(resolveConfig(kong({ change_on_failure: false }), { logPhase: false }).failover).toBeNull();
   });
 
   it('messages say where: "sticky-session: invalid config.<field>: ..."', () => {

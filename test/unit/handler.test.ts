@@ -44,9 +44,13 @@ class FakeKong implements KongPdk {
   };
   readonly router = {
     getService: () => this.call('router.getService', [], this.serviceHost === null ? null : { host: this.serviceHost, id: 'svc' }),
+    getRoute: () => this.call('router.getRoute', [], null),
   };
   readonly service = {
     setTarget: (host: string, port: number) => this.call('service.setTarget', [host, port], true),
+    request: {
+      setHeader: (name: string, value: string) => this.call('service.request.setHeader', [name, value], true),
+    },
   };
   readonly response = {
     addHeader: (name: string, value: string) => this.call('response.addHeader', [name, value], true),
@@ -129,8 +133,8 @@ afterEach(() => {
 describe('StickySession.access: cookie transport', () => {
   it('new session: reads the cookie, asks the scheme, sets the target, adds Set-Cookie', async () => {
     const kong = await request(plugin());
-    expect([...kong.names()].sort()).toEqual(['nginx.getVar', 'request.getForwardedScheme', 'response.addHeader', 'service.setTarget']);
-    expect(kong.find('nginx.getVar')[0]!.args).toEqual(['cookie_sticky_session']);
+    expect([...kong.names()].sort()).toEqual(['nginx.getVar', 'nginx.getVar', 'request.getForwardedScheme', 'response.addHeader', 'service.setTarget']);
+    expect(kong.find('nginx.getVar').map((c) => c.args)).toEqual([['cookie_sticky_session'], ['upstream_host']]);
     expect(TARGETS.map(configured)).toContainEqual(kong.target());
     const cookie = kong.setCookie()!;
     expect(cookie).toMatch(/^sticky_session=[A-Za-z0-9_-]{50}; Path=\//);
@@ -159,6 +163,7 @@ describe('StickySession.access: cookie transport', () => {
       const kong = await request(p, (k) => k.vars.set('cookie_sticky_session', token));
       expect(kong.calls).toEqual([
         { name: 'nginx.getVar', args: ['cookie_sticky_session'] },
+        { name: 'nginx.getVar', args: ['upstream_host'] },
         { name: 'service.setTarget', args: [first.target()!.host, first.target()!.port] },
       ]);
     }
@@ -168,7 +173,7 @@ describe('StickySession.access: cookie transport', () => {
     const first = await request(plugin());
     const token = cookieValue(first.setCookie());
     const kong = await request(plugin(), (k) => k.vars.set('cookie_sticky_session', token));
-    expect(kong.names()).toEqual(['nginx.getVar', 'service.setTarget']);
+    expect(kong.names()).toEqual(['nginx.getVar', 'nginx.getVar', 'service.setTarget']);
     expect(kong.target()).toEqual(first.target());
   });
 
@@ -191,7 +196,7 @@ describe('StickySession.access: cookie transport', () => {
     for (const secure of [true, false]) {
       const kong = await request(plugin({ cookie_secure: secure }), (k) => (k.scheme = 'https'));
       expect(kong.names()).not.toContain('request.getForwardedScheme');
-      expect(kong.names().sort()).toEqual(['nginx.getVar', 'response.addHeader', 'service.setTarget']);
+      expect(kong.names().sort()).toEqual(['nginx.getVar', 'nginx.getVar', 'response.addHeader', 'service.setTarget']);
       expect(kong.setCookie()!.includes('; Secure')).toBe(secure);
     }
   });
@@ -222,7 +227,7 @@ describe('StickySession.access: cookie transport', () => {
     for (const a of ['Path=/shop', 'Domain=example.com', 'Max-Age=600', 'Secure', 'SameSite=Strict']) expect(cookie.split('; ')).toContain(a);
     expect(cookie).not.toContain('HttpOnly');
     const again = await request(p, (k) => k.vars.set('cookie_aff', cookieValue(cookie, 'aff')));
-    expect(again.names()).toEqual(['nginx.getVar', 'service.setTarget']);
+    expect(again.names()).toEqual(['nginx.getVar', 'nginx.getVar', 'service.setTarget']);
   });
 
   it('an invalid cookie starts a new session with a new cookie', async () => {
@@ -246,7 +251,7 @@ describe('StickySession.access: cookie transport', () => {
     const first = await request(p);
     const token = cookieValue(first.setCookie());
     vi.setSystemTime(new Date('2030-01-01T00:01:00Z'));
-    expect((await request(p, (k) => k.vars.set('cookie_sticky_session', token))).names()).toEqual(['nginx.getVar', 'service.setTarget']);
+    expect((await request(p, (k) => k.vars.set('cookie_sticky_session', token))).names()).toEqual(['nginx.getVar', 'nginx.getVar', 'service.setTarget']);
     vi.setSystemTime(new Date('2030-01-01T00:05:01Z'));
     const refreshed = await request(p, (k) => k.vars.set('cookie_sticky_session', token));
     expect(refreshed.target()).toEqual(first.target());
@@ -266,9 +271,9 @@ describe('StickySession.access: cookie transport', () => {
 describe('StickySession.access: header transport', () => {
   it('new session: reads the header, sets the target, sends the token in the header', async () => {
     const kong = await request(plugin({ transport: 'header', header_name: 'X-Affinity' }));
-    expect(kong.names()).not.toContain('nginx.getVar');
+    expect(kong.find('nginx.getVar').map((c) => c.args)).toEqual([['upstream_host']]);
     expect(kong.names()).not.toContain('response.addHeader');
-    expect(kong.names().sort()).toEqual(['request.getHeader', 'response.setHeader', 'service.setTarget']);
+    expect(kong.names().sort()).toEqual(['nginx.getVar', 'request.getHeader', 'response.setHeader', 'service.setTarget']);
     expect(kong.find('request.getHeader')[0]!.args).toEqual(['X-Affinity']);
     const set = kong.find('response.setHeader')[0]!;
     expect(set.args[0]).toBe('X-Affinity');
@@ -282,6 +287,7 @@ describe('StickySession.access: header transport', () => {
     const kong = await request(p, (k) => k.headers.set('x-sticky-session', token));
     expect(kong.calls).toEqual([
       { name: 'request.getHeader', args: ['X-Sticky-Session'] },
+      { name: 'nginx.getVar', args: ['upstream_host'] },
       { name: 'service.setTarget', args: [first.target()!.host, first.target()!.port] },
     ]);
   });
@@ -290,6 +296,7 @@ describe('StickySession.access: header transport', () => {
     const p = plugin({ transport: 'cookie-and-header' });
     const first = await request(p);
     expect(first.names().sort()).toEqual([
+      'nginx.getVar',
       'nginx.getVar',
       'request.getForwardedScheme',
       'request.getHeader',
@@ -301,9 +308,9 @@ describe('StickySession.access: header transport', () => {
     expect(first.find('response.setHeader')[0]!.args).toEqual(['X-Sticky-Session', token]);
 
     const viaCookie = await request(p, (k) => k.vars.set('cookie_sticky_session', token));
-    expect(viaCookie.names()).toEqual(['nginx.getVar', 'service.setTarget']);
+    expect(viaCookie.names()).toEqual(['nginx.getVar', 'nginx.getVar', 'service.setTarget']);
     const viaHeader = await request(p, (k) => k.headers.set('x-sticky-session', token));
-    expect(viaHeader.names()).toEqual(['nginx.getVar', 'request.getHeader', 'service.setTarget']);
+    expect(viaHeader.names()).toEqual(['nginx.getVar', 'request.getHeader', 'nginx.getVar', 'service.setTarget']);
     expect(viaHeader.target()).toEqual(first.target());
 
     // A bad header token gets a new one back in the header only; a bad cookie, in the cookie only.
@@ -319,14 +326,14 @@ describe('StickySession.access: header transport', () => {
       k.vars.set('cookie_sticky_session', 'junk');
       k.headers.set('x-sticky-session', token);
     });
-    expect(both.names()).toEqual(['nginx.getVar', 'request.getHeader', 'service.setTarget']);
+    expect(both.names()).toEqual(['nginx.getVar', 'request.getHeader', 'nginx.getVar', 'service.setTarget']);
     expect(both.target()).toEqual(first.target());
     // A good cookie is used as it is, without reading the header.
     const goodCookie = await request(p, (k) => {
       k.vars.set('cookie_sticky_session', token);
       k.headers.set('x-sticky-session', 'junk');
     });
-    expect(goodCookie.names()).toEqual(['nginx.getVar', 'service.setTarget']);
+    expect(goodCookie.names()).toEqual(['nginx.getVar', 'nginx.getVar', 'service.setTarget']);
   });
 });
 
@@ -340,6 +347,7 @@ describe('StickySession.access: static targets', () => {
     const kong = await request(p, (k) => k.vars.set('cookie_sticky_session', before.token));
     expect(kong.calls).toEqual([
       { name: 'nginx.getVar', args: ['cookie_sticky_session'] },
+      { name: 'nginx.getVar', args: ['upstream_host'] },
       { name: 'service.setTarget', args: ['192.0.2.21', 81] },
     ]);
   });

@@ -1,0 +1,75 @@
+import { bindingOf } from './config.js';
+import { ConfigRefusal } from './config-refusal.js';
+import { StickySession, StickySessionWithFailover } from './handler.js';
+import type { KongPdk } from './kong-pdk.js';
+import { closePluginsOnCloseInstanceInThisServer } from './kong-pdk-close.js';
+import { forgetEventsOnExitInThisServer } from './kong-pdk-exit.js';
+import { routeKongPdkLoggerInThisProcess } from './kong-pdk-logger.js';
+import { addConfigEntityChecksInThisServer } from './kong-pdk-schema.js';
+import { PLUGIN_NAME } from './meta.js';
+import { ConfigEntityChecks } from './schema.js';
+
+/**
+ * What kong-pdk starts for each plugin instance (the entry points export these as Plugin).
+ * A config the plugin cannot use never fails a request: the instance stands aside
+ * (config-refusal.ts) where a throwing constructor would make Kong answer 500.
+ */
+
+// kong-pdk would keep every event that ended in kong.response.exit (our 503s) forever,
+// has no place for the config's checks across fields in the schema it dumps, never closes
+// the plugin object on CloseInstance, and logs in ANSI colours on stdout.
+forgetEventsOnExitInThisServer();
+addConfigEntityChecksInThisServer(PLUGIN_NAME, ConfigEntityChecks);
+closePluginsOnCloseInstanceInThisServer();
+routeKongPdkLoggerInThisProcess();
+
+/** A refused instance is unlisted when it is closed (CloseInstance), or else collected. */
+const finalizer = new FinalizationRegistry<ConfigRefusal>((refusal) => refusal.close());
+
+function start<T>(open: () => T, config: unknown, holder: object): T | ConfigRefusal {
+  try {
+    return open();
+  } catch (err) {
+    const refusal = new ConfigRefusal(bindingOf(config), err);
+    finalizer.register(holder, refusal);
+    return refusal;
+  }
+}
+
+/** The plugin of plugins/: access phase only. */
+export class StickySessionPlugin {
+  private readonly instance: StickySession | ConfigRefusal;
+
+  constructor(config: unknown) {
+    this.instance = start(() => new StickySession(config), config, this);
+  }
+
+  access(kong: KongPdk): Promise<void> {
+    return this.instance.access(kong);
+  }
+
+  close(): void {
+    this.instance.close();
+  }
+}
+
+/** The plugin of plugins-failover/: the same with the log phase, for change on failure. */
+export class StickySessionFailoverPlugin {
+  private readonly instance: StickySessionWithFailover | ConfigRefusal;
+
+  constructor(config: unknown) {
+    this.instance = start(() => new StickySessionWithFailover(config), config, this);
+  }
+
+  access(kong: KongPdk): Promise<void> {
+    return this.instance.access(kong);
+  }
+
+  async log(kong: KongPdk): Promise<void> {
+    if (this.instance instanceof StickySessionWithFailover) await this.instance.log(kong);
+  }
+
+  close(): void {
+    this.instance.close();
+  }
+}
