@@ -127,7 +127,7 @@ export class ConvertContext {
         'action',
         `KongPlugin ${namespace}/${name}`,
         'config.change_on_failure',
-        'needs the plugin server started on plugins-failover/ instead of plugins/ (README, "Change on failure"); on plugins/ the instance refuses to start',
+        'needs the plugin server started on plugins-failover/ instead of plugins/ (README, "Change on failure"): the access-only plugins/ refuses the field',
       );
     }
     return kongPlugin(name, namespace, config, this.options.secretName, { [CONVERTED_FROM]: origin });

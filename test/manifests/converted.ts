@@ -4,7 +4,9 @@
  * fields and rules of KIC's CRD that a converted policy can touch).
  */
 import { HTTPRoute } from '@kubernetes-models/gateway-api/gateway.networking.k8s.io/v1/HTTPRoute';
-import { Schema } from '../../src/schema.js';
+import { resolveConfig } from '../../src/config.js';
+import { FailoverSchema, Schema } from '../../src/schema.js';
+import { checkPluginSchema, processPluginConfig, removeNulls, type PluginSchemaDump } from '../harness/kong-schema.js';
 import { isObj, KONGPLUGIN_KEY, kindKey, manifestProblems, pluginConfigProblems, type Obj } from './validate.js';
 
 /** A stand-in for the Secret's value: what `openssl rand -base64 32` prints is 44 characters. */
@@ -32,6 +34,26 @@ export function legacyCookieProblems(value: unknown): string[] {
   });
 }
 
+/** The schema plugins-failover/ dumps: the only one with change_on_failure. */
+const FAILOVER_PLUGIN_SCHEMA: PluginSchemaDump = { name: 'sticky-session', fields: [{ config: { type: 'record', fields: FailoverSchema } }] };
+checkPluginSchema(FAILOVER_PLUGIN_SCHEMA, FAILOVER_PLUGIN_SCHEMA.name);
+
+/** pluginConfigProblems (validate.ts) for a plugin server started on plugins-failover/. */
+export function failoverConfigProblems(config: unknown): string[] {
+  let stored: Record<string, unknown>;
+  try {
+    stored = processPluginConfig(FAILOVER_PLUGIN_SCHEMA, config);
+  } catch (e) {
+    return [`Kong would refuse the config: ${(e as Error).message}`];
+  }
+  try {
+    resolveConfig({ ...removeNulls(stored), service_id: '6b1b3f5e-0c1a-4c2e-9a57-3f1d2b9c8e01' }, { logPhase: true });
+  } catch (e) {
+    return [`an instance would not start: ${(e as Error).message}`];
+  }
+  return [];
+}
+
 /** Problems of one converted document (empty: fine). */
 export function convertedProblems(doc: unknown): string[] {
   if (!isObj(doc)) return ['document is not an object'];
@@ -48,7 +70,8 @@ export function convertedProblems(doc: unknown): string[] {
       problems.push(...legacyCookieProblems(config.accept_legacy_cookies));
       delete config.accept_legacy_cookies;
     }
-    return [...problems, ...pluginConfigProblems(config)];
+    // change_on_failure is in the schema of the plugins-failover/ server only (the report says so).
+    return [...problems, ...(config.change_on_failure === true ? failoverConfigProblems(config) : pluginConfigProblems(config))];
   }
   if (key === 'gateway.networking.k8s.io/v1/HTTPRoute') {
     try {

@@ -1,7 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import { convert, DEFAULT_OPTIONS, type ConvertOptions, type Report } from '../../src/convert/index.js';
 import { commonPath, INGRESS_NGINX_SAMESITE_NONE_EXEMPT } from '../../src/convert/ingress-nginx.js';
-import { convertedProblems } from '../manifests/converted.js';
+import { convertedProblems, failoverConfigProblems, SCHEMA_HAS_LEGACY_COOKIES, TEST_SECRETS } from '../manifests/converted.js';
+import { pluginConfigProblems } from '../manifests/validate.js';
 
 type Obj = Record<string, unknown>;
 const P = 'nginx.ingress.kubernetes.io';
@@ -128,6 +129,11 @@ describe('ingress-nginx cookie affinity', () => {
     expect(config.cookie_domain).toBe('.example.com');
     expect(find('affinity-canary-behavior')[0]?.level).toBe('unmapped');
     expect(result.reports.some((r) => r.level === 'action' && /plugins-failover/.test(r.message))).toBe(true);
+    // Why the report says so: only the plugins-failover/ schema has the field.
+    const withSecrets = { ...config, secrets: TEST_SECRETS };
+    if (!SCHEMA_HAS_LEGACY_COOKIES) delete (withSecrets as Obj).accept_legacy_cookies;
+    expect(pluginConfigProblems(withSecrets)).toEqual([expect.stringMatching(/change_on_failure: unknown field/)]);
+    expect(failoverConfigProblems(withSecrets)).toEqual([]);
   });
 
   it('--no-legacy-cookies leaves accept_legacy_cookies out and says what that costs', () => {
