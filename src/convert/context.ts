@@ -75,6 +75,18 @@ export class ConvertContext {
   }
 
   /**
+   * The KongPlugin of the input, among `names` (a `konghq.com/plugins` list), that an earlier
+   * run made: the document being converted is that run's output.
+   */
+  earlierPlugin(namespace: string, names: readonly string[]): { readonly name: string; readonly origin: string } | undefined {
+    for (const name of names) {
+      const earlier = this.earlierPlugins.get(`${namespace}/${name}`);
+      if (earlier && typeof earlier.origin === 'string') return { name, origin: earlier.origin };
+    }
+    return undefined;
+  }
+
+  /**
    * A KongPlugin for a Service (its name is `<service>-sticky-session`), attached to it when it
    * is in the input. A second source for the same Service reuses the plugin when the settings
    * agree, and is a conflict otherwise.

@@ -134,22 +134,26 @@ export function convertIngress(doc: Obj, ctx: ConvertContext): Obj {
     );
   }
   const namespace = namespaceOf(doc);
-  const name = ctx.addPlugin(namespace, pluginName(nameOf(doc), 'sticky-session'), config, source);
-  let out = withPluginAnnotation(doc, name);
+  // An earlier run's output (its KongPlugin in the input): replace that plugin, keep the name.
+  const attachedNames = String(at(doc, 'metadata', 'annotations', PLUGINS_ANNOTATION) ?? '').split(',').map((n) => n.trim());
+  const earlier = ctx.earlierPlugin(namespace, attachedNames);
+  const name = ctx.addPlugin(namespace, earlier?.name ?? pluginName(nameOf(doc), 'sticky-session'), config, earlier?.origin ?? source);
+  const out = withPluginAnnotation(doc, name);
   ctx.report(
     'differs',
     source,
     PLUGINS_ANNOTATION,
     `KongPlugin ${name} attached to this Ingress, so to each Kong route KIC makes of it: a session token is bound to its Kong route (ingress-nginx's cookie was bound to the Service backend)`,
   );
-  return finishIngress(out, doc, ctx, source);
+  return finishIngress(out, doc, ctx, source, earlier !== undefined);
 }
 
 /** What every converted Ingress gets: ports by name, its class, its new name. */
-function finishIngress(converted: Obj, doc: Obj, ctx: ConvertContext, source: string): Obj {
+function finishIngress(converted: Obj, doc: Obj, ctx: ConvertContext, source: string, convertedBefore = false): Obj {
   let out = namePorts(converted, ctx, source);
   if (ctx.options.ingressClass !== undefined) out = withIngressClass(out, ctx.options.ingressClass, ctx, source);
-  if (ctx.options.nameSuffix) {
+  // An earlier run's copy already has its name.
+  if (ctx.options.nameSuffix && !convertedBefore) {
     out = out === doc ? structuredClone(doc) : out;
     (out.metadata as Obj).name = `${nameOf(doc)}${ctx.options.nameSuffix}`;
     ctx.report('differs', source, 'metadata.name', `written as a new Ingress ${nameOf(out)}: ${nameOf(doc)} stays as it is, served by ingress-nginx, until you delete it`);

@@ -64,9 +64,11 @@ describe('sticky-session convert (CLI)', () => {
 
   it.each([
     ['ingress-nginx', ['--ingress-class', 'kong']],
+    ['ingress-nginx', ['--ingress-class', 'kong', '--name-suffix', '-kong']],
+    ['ingress-nginx', ['--attach', 'service']],
     ['kong-upstream-policy', []],
     ['gateway-api', []],
-  ])('%s: every KongPlugin made is attached once; converting the output again gives the same output', async (name, args) => {
+  ])('%s %s: every KongPlugin made is attached once; converting the output again gives the same output', async (name, args) => {
     const first = await convert(['-f', example(name), ...args]);
     const docs = docsOf(first);
     const made = docs.filter((d) => d.kind === 'KongPlugin').map((p) => `${String((p.metadata as Obj).namespace)}/${String((p.metadata as Obj).name)}`);
