@@ -33,18 +33,21 @@ export function convertHttpRoute(doc: Obj, ctx: ConvertContext): Obj {
   if (!Array.isArray(rules) || !rules.some((r) => isObj(r) && r.sessionPersistence !== undefined)) return doc;
   const out = structuredClone(doc);
   const outRules = at(out, 'spec', 'rules') as unknown[];
+  let converted = 0;
   outRules.forEach((rule, i) => {
     if (!isObj(rule) || !isObj(rule.sessionPersistence)) return;
     const label = typeof rule.name === 'string' && rule.name !== '' ? rule.name : String(i);
     const source = `${describe(doc)} rule ${label}`;
     const field = `spec.rules[${i}].sessionPersistence`;
-    const converted = convertRule(doc, rule, label, source, field, ctx);
-    if (!converted) return;
+    const plugin = convertRule(doc, rule, label, source, field, ctx);
+    if (!plugin) return;
     const filters = Array.isArray(rule.filters) ? rule.filters : (rule.filters = []);
-    filters.push({ type: 'ExtensionRef', extensionRef: { group: EXTENSION_REF_GROUP, kind: 'KongPlugin', name: converted } });
+    filters.push({ type: 'ExtensionRef', extensionRef: { group: EXTENSION_REF_GROUP, kind: 'KongPlugin', name: plugin } });
     delete rule.sessionPersistence;
+    converted++;
   });
-  return out;
+  // Nothing converted (every rule reported): the route goes out as read.
+  return converted > 0 ? out : doc;
 }
 
 /** The KongPlugin name made for the rule, or undefined when it is not converted (reported). */

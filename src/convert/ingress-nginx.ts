@@ -130,7 +130,7 @@ export function convertIngress(doc: Obj, ctx: ConvertContext): Obj {
       'differs',
       source,
       'spec.rules',
-      `${backends.length} backends (${backends.join(', ')}): KIC makes a Kong route of each, and a token is bound to its route, so a client that goes from one backend to another under the same cookie (Path=${config.cookie_path ?? '/'}) starts a new session each time; ingress-nginx hashed one cookie per backend. Give each backend its own Ingress (each then gets its own KongPlugin and cookie path)`,
+      `${backends.length} backends (${backends.join(', ')}): KIC makes a Kong route of each, and a token is bound to its route, so a client that goes from one backend to another under the same cookie (Path=${config.cookie_path ?? '/'}) starts a new session each time; ingress-nginx hashed one cookie per backend. --attach service gives each backend Service its own KongPlugin and cookie path`,
     );
   }
   const namespace = namespaceOf(doc);

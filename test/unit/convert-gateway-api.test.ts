@@ -105,6 +105,7 @@ describe('HTTPRoute sessionPersistence', () => {
     expect(plugins).toEqual([]);
     expect(outRules.map((r) => r.sessionPersistence)).toEqual([{ sessionName: 's' }, { sessionName: 's' }, { sessionName: 's' }]);
     expect(result.reports.map((r) => r.level)).toEqual(['unmapped', 'unmapped', 'unmapped']);
+    expect(result.changed).toEqual([false, false]); // the Service and the route, as read
   });
 
   it('a backend Service not in the input: kubernetes_port is its number, with a note about multi-port Services', () => {
