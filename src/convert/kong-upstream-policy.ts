@@ -31,6 +31,9 @@ export function convertUpstreamPolicy(doc: Obj, ctx: ConvertContext): Obj {
     path = hashOn.cookiePath;
     from = 'spec.hashOn';
   } else {
+    if (spec.algorithm === 'sticky-sessions') {
+      ctx.report('unmapped', source, 'spec.algorithm', 'sticky-sessions without stickySessions names no cookie (and Kong open source refuses the algorithm); not converted');
+    }
     return doc; // No cookie affinity: nothing of ours.
   }
 

@@ -60,6 +60,13 @@ describe('KongUpstreamPolicy cookie affinity', () => {
     expect(result.converted).toBe(0);
   });
 
+  it('algorithm sticky-sessions without stickySessions is unmapped and passes through', () => {
+    const bare = policy('p', { algorithm: 'sticky-sessions' });
+    const result = convert([bare], DEFAULT_OPTIONS);
+    expect(result.documents).toEqual([bare]);
+    expect(result.reports).toMatchObject([{ level: 'unmapped', field: 'spec.algorithm' }]);
+  });
+
   it('a cookie name the plugin refuses is unmapped', () => {
     const result = convert([policy('p', { algorithm: 'sticky-sessions', hashOn: { input: 'none' }, stickySessions: { cookie: 'bad name' } })], DEFAULT_OPTIONS);
     expect(result.reports.find((r) => r.field === 'spec.stickySessions.cookie')?.level).toBe('unmapped');
