@@ -1,11 +1,16 @@
 #!/usr/bin/env node
 /**
- * sticky-session command line: `sticky-session status [--url ...] [--json]`.
- * An operator's tool that runs on its own, never inside the plugin server.
+ * sticky-session command line: `sticky-session status [--url ...] [--json]` and
+ * `sticky-session convert [-f FILE]...`. An operator's tool that runs on its own, never inside
+ * the plugin server.
  */
+import { text } from 'node:stream/consumers';
+import { runConvert } from './convert/cli.js';
 import { runCli } from './observability/status-cli.js';
 
-process.exitCode = await runCli(process.argv.slice(2), process.env, {
-  out: (text) => process.stdout.write(text),
-  err: (text) => process.stderr.write(text),
-});
+const io = {
+  out: (t: string) => process.stdout.write(t),
+  err: (t: string) => process.stderr.write(t),
+};
+const argv = process.argv.slice(2);
+process.exitCode = argv[0] === 'convert' ? await runConvert(argv.slice(1), { ...io, stdin: () => text(process.stdin) }) : await runCli(argv, process.env, io);

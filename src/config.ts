@@ -129,7 +129,7 @@ export function resolveConfig(raw: unknown, opts: ResolveOptions = { logPhase: t
       ? { statuses: new Set(c.failure_statuses ?? [502, 504]), holdMs: (c.failure_timeout ?? 10) * 1000 }
       : null,
     logLevel: resolveLogLevel(c.log_level),
-    legacyCookies: resolveLegacyCookies(c, transport !== 'header' ? (c.cookie_name ?? 'sticky_session') : null),
+    legacyCookies: resolveLegacyCookies(c),
   };
 }
 
@@ -147,7 +147,7 @@ function compileUserAgentPattern(pattern: string): RegExp {
  * accept_legacy_cookies, checked. Persistent mode salts with the ingress-nginx backend name:
  * with static targets there is no Service to derive it from, so `backend` must be given.
  */
-function resolveLegacyCookies(c: PluginConfig, ownCookie: string | null): LegacyCookieConfig[] {
+function resolveLegacyCookies(c: PluginConfig): LegacyCookieConfig[] {
   const staticTargets = (c.targets?.length ?? 0) > 0;
   return (c.accept_legacy_cookies ?? []).map((e, i) => {
     const field = `accept_legacy_cookies[${i + 1}]`;
@@ -155,7 +155,6 @@ function resolveLegacyCookies(c: PluginConfig, ownCookie: string | null): Legacy
     const mode = e.mode ?? 'balanced';
     if (!(LEGACY_MODES as readonly unknown[]).includes(mode)) throw new ConfigError(`${field}.mode`, `expected one of ${LEGACY_MODES.join(', ')}`);
     const name = e.name ?? 'INGRESSCOOKIE';
-    if (name === ownCookie) throw new ConfigError(`${field}.name`, `"${name}" is cookie_name, the plugin's own cookie`);
     if (mode === 'persistent' && !e.backend && staticTargets) {
       throw new ConfigError(`${field}.backend`, 'persistent mode with static targets needs the ingress-nginx backend name (<namespace>-<service>-<port>)');
     }

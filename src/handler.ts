@@ -73,7 +73,7 @@ export class StickySession {
       if (!snapshot) return this.passthrough(ready.source.key);
 
       const incoming = await this.readToken(kong, ready.state.codec);
-      const legacy = await this.readLegacyCookie(kong, incoming.token, ready, snapshot);
+      const legacy = await this.readLegacyCookie(kong, incoming, ready, snapshot);
       const decision = decide(incoming.token, snapshot, ready.state, this.cfg.policy, nowSeconds(), legacy?.endpoint);
       observeDecision(decision, this.cfg.binding);
       if (legacy) observeLegacyCookie(this.cfg.binding, legacy.cookie, decision.kind === 'new' && decision.reason === 'legacy' ? 'pinned' : 'no-match');
@@ -90,34 +90,34 @@ export class StickySession {
     this.source.close();
   }
 
-  private async readToken(kong: KongPdk, codec: TokenCodec): Promise<{ token: string | undefined; via: Via }> {
+  /** The token, the way it came, and the raw value of our cookie if it was read. */
+  private async readToken(kong: KongPdk, codec: TokenCodec): Promise<Incoming> {
     let cookie: string | undefined;
     if (this.cfg.readCookie) {
       cookie = (await kong.nginx.getVar(this.cfg.cookieVar)) || undefined;
       // With both transports, a cookie that does not verify (another service's, a retired
       // secret's) must not hide a good header token. A valid one is cached for decide().
-      if (cookie && (!this.cfg.readHeader || codec.verify(cookie).ok)) return { token: cookie, via: 'cookie' };
+      if (cookie && (!this.cfg.readHeader || codec.verify(cookie).ok)) return { token: cookie, via: 'cookie', cookie };
     }
     if (this.cfg.readHeader) {
       const v = await kong.request.getHeader(this.cfg.headerName);
-      if (v) return { token: v, via: 'header' };
+      if (v) return { token: v, via: 'header', cookie };
     }
-    return cookie ? { token: cookie, via: 'cookie' } : { token: undefined, via: 'none' };
+    return cookie ? { token: cookie, via: 'cookie', cookie } : { token: undefined, via: 'none', cookie };
   }
 
   /**
    * The endpoint a legacy cookie selects, read (one get_var per configured cookie, until one
-   * selects an endpoint) only when legacy cookies are on and no token of ours verifies.
+   * selects an endpoint; none for one under our own cookie's name) only when legacy cookies
+   * are on and no token of ours verifies.
    */
-  private async readLegacyCookie(
-    kong: KongPdk,
-    token: string | undefined,
-    ready: ReadySource,
-    snapshot: EndpointSnapshot,
-  ): Promise<LegacyMatch | undefined> {
+  private async readLegacyCookie(kong: KongPdk, incoming: Incoming, ready: ReadySource, snapshot: EndpointSnapshot): Promise<LegacyMatch | undefined> {
+    const { token } = incoming;
     if (this.legacy.length === 0 || (token && ready.state.codec.verify(token).ok)) return undefined;
     for (const cookie of this.legacy) {
-      const value = await kong.nginx.getVar(cookie.config.cookieVar);
+      // Under our own cookie's name (the old cookie is replaced by ours), the value is read already.
+      const value =
+        this.cfg.readCookie && cookie.config.cookieVar === this.cfg.cookieVar ? incoming.cookie : await kong.nginx.getVar(cookie.config.cookieVar);
       if (!value) continue;
       const endpoint = cookie.resolve(value, snapshot, ready.service);
       if (endpoint) return { cookie: cookie.config, endpoint };
@@ -191,6 +191,13 @@ export class StickySession {
 }
 
 type Via = 'cookie' | 'header' | 'none';
+
+interface Incoming {
+  readonly token: string | undefined;
+  readonly via: Via;
+  /** Our cookie's value when it was read, valid or not (a legacy cookie may share its name). */
+  readonly cookie: string | undefined;
+}
 
 /**
  * The instance's legacy cookies. A function of its own: an arrow in the constructor reaching

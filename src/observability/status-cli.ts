@@ -11,6 +11,7 @@ export interface CliIo {
 }
 
 const USAGE = `usage: sticky-session status [--url http://127.0.0.1:9542] [--json]
+       sticky-session convert [-f FILE]... [--strict] ...   (see sticky-session convert --help)
 
 Shows each endpoint source of a running plugin server (watched Service or static targets),
 its endpoints, their conditions and active sessions. The default URL comes from

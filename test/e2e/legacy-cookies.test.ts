@@ -184,6 +184,20 @@ describe('static targets', () => {
     expect(legacy('persistent', 'no-match')).toBe(7);
     expect(m.get(sample('sticky_session_decisions_total', { service: `service:${SERVICE.id}`, service_name: SERVICE.name, outcome: 'new', reason: 'legacy' }))).toBe(20);
   });
+
+  it('under our own cookie name: the old value is read once, pins, and our token replaces it in the browser', async () => {
+    configure({ targets: [A, B, C], cookie_name: 'INGRESSCOOKIE', accept_legacy_cookies: [{ format: 'ingress-nginx' }] });
+    const [key] = keysOn('three', C, 1);
+    const first = await send({ headers: { cookie: `INGRESSCOOKIE=${key}|${BACKEND_KEY}` } });
+    expect(target(first)).toBe(C);
+    // One read of the cookie for both meanings, no second get_var.
+    expect(first.pdkCalls.filter((c) => c.method === 'kong.nginx.get_var' && c.args[0] === 'cookie_INGRESSCOOKIE')).toHaveLength(1);
+    const replaced = first.responseHeaders['set-cookie']![0]!.split(';')[0]!;
+    expect(replaced).toMatch(/^INGRESSCOOKIE=[A-Za-z0-9_-]{50}$/);
+    const next = await send({ headers: { cookie: replaced } }, 1);
+    expect(target(next)).toBe(C);
+    expect(next.responseHeaders['set-cookie']).toBeUndefined();
+  });
 });
 
 describe('a watched Kubernetes Service', () => {

@@ -358,13 +358,13 @@ describe('resolveConfig: accept_legacy_cookies', () => {
     expect(c.legacyCookies[0]).toMatchObject({ mode: 'balanced', name: 'INGRESSCOOKIE', cookieVar: 'cookie_INGRESSCOOKIE' });
   });
 
-  it('refuses an unknown format and the plugin\'s own cookie name, naming the entry', () => {
+  it('refuses an unknown format, naming the entry', () => {
     expectRefused({ ...kong(), accept_legacy_cookies: [{ format: 'traefik', mode: 'balanced', name: 'x', backend: null }] }, 'accept_legacy_cookies[1].format');
-    expectRefused(
-      kong({ cookie_name: 'sticky', accept_legacy_cookies: [{ format: 'ingress-nginx', mode: 'balanced', name: 'sticky', backend: null }] }),
-      'accept_legacy_cookies[1].name',
-      /own cookie/,
-    );
+  });
+
+  it('takes the plugin\'s own cookie name (the old cookie is then replaced by ours in the browser)', () => {
+    const c = resolveConfig(kong({ cookie_name: 'INGRESSCOOKIE', accept_legacy_cookies: [{ format: 'ingress-nginx', mode: 'balanced', name: 'INGRESSCOOKIE', backend: null }] }));
+    expect(c.legacyCookies[0]!.cookieVar).toBe(c.cookieVar);
   });
 
   it('persistent mode needs backend with static targets (no Service to name it after), not with a Service', () => {
