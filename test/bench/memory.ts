@@ -16,12 +16,12 @@
  *   npm run bench:soak-memory -- --minutes 10          # (iii) alone, 30 s samples
  */
 import { execFileSync, fork } from 'node:child_process';
-import { createServer } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { KongEmulator } from '../harness/kong-emulator.js';
 import { withNodeOptions } from './profile.js';
 import { SECRET, SERVICE, TARGETS } from './proxy.js';
 import { flag, fmt, isMain, numberOption, option, printTable, printTargets, report, rssOf, slope, verdict, type TargetRow } from './report.js';
+import { freePort } from '../support/free-port.js';
 
 const MB = 2 ** 20;
 
@@ -102,17 +102,6 @@ export function loadCosts(): LoadCost[] {
 }
 
 // --- (ii) and (iii): the real plugin server ------------------------------------------------
-
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.on('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const port = (s.address() as { port: number }).port;
-      s.close(() => resolve(port));
-    });
-  });
-}
 
 /** Heap used by the plugin server, from its own metrics (prom-client's default metrics). */
 async function heapUsedOf(metricsPort: number): Promise<number | undefined> {

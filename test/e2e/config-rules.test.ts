@@ -8,10 +8,10 @@
  *   the status view.
  */
 import { randomUUID } from 'node:crypto';
-import { createServer } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { KongEmulator, KongSchemaError } from '../harness/kong-emulator.js';
 import { http, parseMetrics, sample } from '../observability/helpers.js';
+import { freePort } from '../support/free-port.js';
 
 const SECRET = 'e2e-secret-0123456789abcdef0123456789';
 const SERVICE = { id: '0e3c1c3e-2222-4c4c-9a9a-000000000002', name: 'shop', host: 'shop.internal', port: 80, protocol: 'http' };
@@ -20,17 +20,6 @@ const A = '192.0.2.10:8080';
 let kong: KongEmulator;
 let failover: KongEmulator;
 let metricsPort: number;
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.on('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const { port } = s.address() as { port: number };
-      s.close(() => resolve(port));
-    });
-  });
-}
 
 beforeAll(async () => {
   metricsPort = await freePort();

@@ -27,7 +27,7 @@ import { KongEmulator, type RequestResult } from '../harness/kong-emulator.js';
 import { startKubeApiServer, type KubeApiServer } from '../harness/kube-apiserver.js';
 import { DRAINING, endpointSlice, podEndpoint, READY } from '../harness/kube-slices.js';
 import type { EmulatedRequest } from '../harness/pdk.js';
-import { freePort } from '../harness/scenario-rolling-update.js';
+import { freePort } from '../support/free-port.js';
 import { http, parseMetrics, sample } from '../observability/helpers.js';
 
 const SECRET = 'legacy-e2e-secret-0123456789abcdef0123';

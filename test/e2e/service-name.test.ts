@@ -4,24 +4,13 @@
  * through the real plugin server started as the image starts it.
  */
 import { randomUUID } from 'node:crypto';
-import { createServer } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { KongEmulator } from '../harness/kong-emulator.js';
 import { http, parseMetrics, sample } from '../observability/helpers.js';
+import { freePort } from '../support/free-port.js';
 
 const SECRET = 'e2e-name-secret-0123456789abcdef0123456789';
 const A = '192.0.2.10:8080';
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.on('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const { port } = s.address() as { port: number };
-      s.close(() => resolve(port));
-    });
-  });
-}
 
 let withMetrics: KongEmulator;
 let quiet: KongEmulator;

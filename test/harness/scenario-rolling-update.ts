@@ -40,7 +40,6 @@
  *                      session without a cookie.
  */
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
@@ -48,6 +47,7 @@ import { readDockerfileEnv } from './dockerfile.js';
 import { KongEmulator, type RequestResult, type ServiceEntity } from './kong-emulator.js';
 import { startKubeApiServer, type KubeApiServer } from './kube-apiserver.js';
 import { DRAINING, endpointSlice, NOT_READY, podEndpoint, READY, STOPPED, type Conditions } from './kube-slices.js';
+import { freePort } from '../support/free-port.js';
 
 export const NAMESPACE = 'shop';
 export const SERVICE_NAME = 'cart';
@@ -91,18 +91,8 @@ export function seededRandom(seed: number): () => number {
   };
 }
 
-/** A free loopback port (the OS picks it; kept for the replica's whole life, restarts included). */
-export async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = net.createServer();
-    server.unref();
-    server.on('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address();
-      server.close(() => (address && typeof address === 'object' ? resolve(address.port) : reject(new Error('no port'))));
-    });
-  });
-}
+/** A free loopback port (kept for the replica's whole life, restarts included). */
+export { freePort };
 
 class Semaphore {
   private free: number;
