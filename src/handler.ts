@@ -65,7 +65,9 @@ export class StickySession {
 
   async access(kong: KongPdk): Promise<void> {
     try {
-      const ready = await this.source.get(kong);
+      // Known after the first request: taken as it is, without awaiting a value (a promise per request).
+      const known = this.source.get(kong);
+      const ready = known instanceof Promise ? await known : known;
       // No source (the Kong service host names no Service; logged by InstanceSource) or not
       // synced yet: read nothing, set nothing; Kong's own balancer decides.
       if (!ready) return this.passthrough(undefined);
@@ -73,7 +75,8 @@ export class StickySession {
       if (!snapshot) return this.passthrough(ready.source.key);
 
       const incoming = await this.readToken(kong, ready.state.codec);
-      const legacy = await this.readLegacyCookie(kong, incoming, ready, snapshot);
+      // Off (the common case), no call and no await: every promise is garbage per request.
+      const legacy = this.legacy.length === 0 ? undefined : await this.readLegacyCookie(kong, incoming, ready, snapshot);
       const decision = decide(incoming.token, snapshot, ready.state, this.cfg.policy, nowSeconds(), legacy?.endpoint);
       observeDecision(decision, this.cfg.binding);
       if (legacy) observeLegacyCookie(this.cfg.binding, legacy.cookie, decision.kind === 'new' && decision.reason === 'legacy' ? 'pinned' : 'no-match');
@@ -113,7 +116,7 @@ export class StickySession {
    */
   private async readLegacyCookie(kong: KongPdk, incoming: Incoming, ready: ReadySource, snapshot: EndpointSnapshot): Promise<LegacyMatch | undefined> {
     const { token } = incoming;
-    if (this.legacy.length === 0 || (token && ready.state.codec.verify(token).ok)) return undefined;
+    if (token && ready.state.codec.verify(token).ok) return undefined;
     for (const cookie of this.legacy) {
       // Under our own cookie's name (the old cookie is replaced by ours), the value is read already.
       const value =
