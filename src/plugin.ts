@@ -38,10 +38,10 @@ function start<T>(open: () => T, config: unknown, holder: object): T | ConfigRef
 
 /** The plugin of plugins/: access phase only. */
 export class StickySessionPlugin {
-  private readonly instance: StickySession | ConfigRefusal;
+  protected readonly instance: StickySession | ConfigRefusal;
 
   constructor(config: unknown) {
-    this.instance = start(() => new StickySession(config), config, this);
+    this.instance = start(() => this.open(config), config, this);
   }
 
   access(kong: KongPdk): Promise<void> {
@@ -50,26 +50,20 @@ export class StickySessionPlugin {
 
   close(): void {
     this.instance.close();
+  }
+
+  protected open(config: unknown): StickySession {
+    return new StickySession(config);
   }
 }
 
 /** The plugin of plugins-failover/: the same with the log phase, for change on failure. */
-export class StickySessionFailoverPlugin {
-  private readonly instance: StickySessionWithFailover | ConfigRefusal;
-
-  constructor(config: unknown) {
-    this.instance = start(() => new StickySessionWithFailover(config), config, this);
-  }
-
-  access(kong: KongPdk): Promise<void> {
-    return this.instance.access(kong);
-  }
-
+export class StickySessionFailoverPlugin extends StickySessionPlugin {
   async log(kong: KongPdk): Promise<void> {
     if (this.instance instanceof StickySessionWithFailover) await this.instance.log(kong);
   }
 
-  close(): void {
-    this.instance.close();
+  protected override open(config: unknown): StickySession {
+    return new StickySessionWithFailover(config);
   }
 }
