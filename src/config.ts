@@ -50,7 +50,7 @@ export class ConfigError extends Error {
     readonly field: string,
     message: string,
   ) {
-    super(`sticky-session: invalid config.${field}: ${message}`);
+    super(field ? `sticky-session: invalid config.${field}: ${message}` : `sticky-session: invalid config: ${message}`);
     this.name = 'ConfigError';
   }
 }

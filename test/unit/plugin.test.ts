@@ -91,3 +91,13 @@ describe('a config the plugin cannot use', () => {
     expect(phases(StickySessionFailoverPlugin)).toEqual(['log', 'access']);
   });
 });
+
+describe('an instance that cannot start for another reason', () => {
+  it('stands aside too, with the error as its message and no field', async () => {
+    const p = new StickySessionPlugin(null);
+    const listed = configErrors().find((e) => e.message.includes('expected an object'));
+    expect(listed).toMatchObject({ service: 'global', field: '', message: 'sticky-session: invalid config: expected an object' });
+    await p.access(untouchable);
+    p.close();
+  });
+});
