@@ -304,7 +304,7 @@ function cookieConfig(doc: Obj, ctx: ConvertContext, source: string, key: (k: st
       'action',
       source,
       key('session-cookie-name'),
-      `accept_legacy_cookies: clients with an ingress-nginx ${cookieName} cookie keep their pod and get the plugin's token; remove it once sticky_session_legacy_cookie_decisions_total stays at 0 (docs/migrating.md, cut-over)`,
+      `accept_legacy_cookies: clients with an ingress-nginx ${cookieName} cookie keep their pod and get the plugin's token; remove it once sticky_session_legacy_cookie_decisions_total{result="pinned"} stays at 0 (docs/migrating.md, cut-over)`,
     );
   } else {
     ctx.report('differs', source, key('session-cookie-name'), 'without accept_legacy_cookies (--no-legacy-cookies), every client with an ingress-nginx cookie starts a new session on the switch');
