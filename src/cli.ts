@@ -5,8 +5,8 @@
  * the plugin server.
  */
 import { text } from 'node:stream/consumers';
-import { runConvert } from './convert/cli.js';
-import { runCli } from './observability/status-cli.js';
+import { runConvert } from './cli/convert.js';
+import { runCli } from './cli/status.js';
 
 const io = {
   out: (t: string) => process.stdout.write(t),

@@ -2,20 +2,20 @@ import type { Logger } from 'pino';
 import { decide } from './affinity/decide.js';
 import type { Decision } from './affinity/decision.js';
 import { acquireAffinityState } from './affinity/state.js';
-import { resolveConfig, type ResolvedConfig } from './config.js';
+import { resolveConfig, type ResolvedConfig } from './config/resolve.js';
 import { recordFailure } from './failover/log-phase.js';
 import { formatSetCookie, needsScheme } from './cookie.js';
-import { InstanceSource, type ReadySource } from './instance-source.js';
+import { InstanceSource, type ReadySource } from './kong/instance-source.js';
 import type { EndpointSnapshot } from './endpoints/types.js';
 import { createLegacyCookie, type LegacyCookie, type LegacyMatch } from './legacy/index.js';
-import type { KongPdk } from './kong-pdk.js';
+import type { KongPdk } from './kong/pdk.js';
 import { log } from './log.js';
 import type { TokenCodec } from './token.js';
-import { setTargetKeepingHost } from './upstream-host.js';
+import { setTargetKeepingHost } from './kong/upstream-host.js';
 import { decisionLogger, ensureObservability, logDecision, metricsOn, observeDecision, observeLegacyCookie } from './observability/index.js';
 
 /**
- * Unpatched, kong-pdk never tells a plugin instance it was closed (kong-pdk-close.ts makes
+ * Unpatched, kong-pdk never tells a plugin instance it was closed (kong/close-instance.ts makes
  * CloseInstance call close()); an instance never closed is released when it is collected.
  */
 const finalizer = new FinalizationRegistry<() => void>((release) => release());
@@ -25,7 +25,7 @@ const nowSeconds = (): number => Date.now() / 1000;
 
 /**
  * One plugin instance: Kong starts one per plugin entity per nginx worker. It says *when*
- * things happen; config.ts, affinity/ and endpoints/ say *what* happens.
+ * things happen; config/, affinity/ and endpoints/ say *what* happens.
  * Only the access phase: a `response` phase would make Kong buffer every response.
  */
 export class StickySession {
@@ -38,7 +38,7 @@ export class StickySession {
 
   constructor(config: unknown) {
     ensureObservability();
-    // A refused config throws here, before anything shared is acquired (plugin.ts).
+    // A refused config throws here, before anything shared is acquired (kong/plugin.ts).
     this.cfg = resolveConfig(config, { logPhase: this instanceof StickySessionWithFailover });
     this.decisionLog = decisionLogger(this.cfg.logLevel);
     this.legacy = legacyCookiesOf(this.cfg);

@@ -10,7 +10,7 @@ import type { Endpoint } from '../endpoints/types.js';
  * - repin:       a valid token whose endpoint is gone (or failing): a new session elsewhere.
  * - reject:      answer 503 (no endpoint to send it to, or strict mode forbids moving it).
  * - passthrough: Kong's own balancer decides: the endpoint set is not known yet, or the
- *                instance's config cannot be used (config-refusal.ts).
+ *                instance's config cannot be used (config/refusal.ts).
  */
 export type Decision =
   | { readonly kind: 'pin'; readonly endpoint: Endpoint; readonly reissue?: Reissue }

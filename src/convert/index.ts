@@ -1,7 +1,7 @@
 /**
  * `sticky-session convert`: Kubernetes documents in, the documents to apply for this plugin
  * under KIC out, plus a report of every source field that is mapped differently or not at all.
- * Pure: the CLI adapter (src/cli.ts) reads and writes.
+ * Pure: the CLI adapter (src/cli/convert.ts) reads and writes.
  */
 import { ConvertContext } from './context.js';
 import { convertHttpRoute } from './gateway-api.js';

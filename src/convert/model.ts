@@ -94,7 +94,7 @@ export const DEFAULT_OPTIONS: ConvertOptions = {
   namespace: 'default',
 };
 
-/** Names the plugin schema accepts (src/schema.ts, Lua patterns written as JS). */
+/** Names the plugin schema accepts (src/config/schema.ts, Lua patterns written as JS). */
 export const COOKIE_NAME = /^[A-Za-z0-9_.-]+$/;
 export const HEADER_NAME = /^[A-Za-z0-9_-]+$/;
 export const COOKIE_DOMAIN = /^\.?[A-Za-z0-9.-]+$/;

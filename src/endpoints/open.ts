@@ -1,10 +1,9 @@
-import type { SourceConfig } from '../config.js';
 import type { Lease } from '../shared.js';
 import { clientNode } from './kubernetes/client-node.js';
 import { inKubernetes } from './kubernetes/kubeconfig.js';
 import { sources } from './registry.js';
 import { StaticSource } from './static.js';
-import type { EndpointSource } from './types.js';
+import type { Endpoint, EndpointSource } from './types.js';
 
 // Near a cluster, Kubernetes sources are to be expected: load their client while the plugin
 // server starts, rather than stall the first request that opens a watch (loading it blocks
@@ -14,8 +13,8 @@ if (inKubernetes()) clientNode();
 export { acquireKubernetesSource as openKubernetesSource, resolveServiceRef } from './kubernetes/index.js';
 
 /** Opens (or joins) the process-wide static source for these targets. */
-export function openStaticSource(cfg: Extract<SourceConfig, { kind: 'static' }>): Lease<EndpointSource> {
-  const source = new StaticSource(cfg.endpoints);
+export function openStaticSource(endpoints: readonly Endpoint[]): Lease<EndpointSource> {
+  const source = new StaticSource(endpoints);
   return sources.acquire(source.key, () => source);
 }
 

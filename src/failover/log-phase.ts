@@ -1,5 +1,5 @@
 import type { EndpointSnapshot } from '../endpoints/types.js';
-import type { KongPdk } from '../kong-pdk.js';
+import type { KongPdk } from '../kong/pdk.js';
 import type { FailureMarks } from './failure-marks.js';
 
 /**

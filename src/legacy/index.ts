@@ -20,7 +20,7 @@ export type LegacyFormat = (typeof LEGACY_FORMATS)[number];
 export const LEGACY_MODES = ['balanced', 'persistent'] as const;
 export type LegacyMode = (typeof LEGACY_MODES)[number];
 
-/** One `accept_legacy_cookies` entry, checked (config.ts). */
+/** One `accept_legacy_cookies` entry, checked (config/resolve.ts). */
 export interface LegacyCookieConfig {
   readonly format: LegacyFormat;
   readonly mode: LegacyMode;
@@ -84,7 +84,7 @@ class IngressNginxPersistent implements LegacyCookie {
     return this.map.map.find(snapshot, key);
   }
 
-  /** Static targets without `backend` are refused in config.ts; this is a Service's port. */
+  /** Static targets without `backend` are refused in config/resolve.ts; this is a Service's port. */
   private saltUnknown(): void {
     const id = `${this.binding}|${this.config.name}`;
     if (saltless.has(id)) return;

@@ -1,6 +1,6 @@
 import type { Logger } from 'pino';
 import { affinityStatus, type Decision } from '../affinity/decision.js';
-import type { LogLevel } from '../schema.js';
+import type { LogLevel } from '../log.js';
 import { log } from '../log.js';
 import { outcomeOf } from './decisions.js';
 import { serviceName } from './service-names.js';

@@ -1,7 +1,7 @@
 /**
  * Memory of a plugin server answering 503 (kong.response.exit) request after request, as
  * through an outage with `no_ready_endpoint: reject`: kong-pdk 0.6 kept every such event
- * (src/kong-pdk-exit.ts). The real plugin server, image commands and env, 4 workers.
+ * (src/kong/forget-exited-events.ts). The real plugin server, image commands and env, 4 workers.
  *
  *   npm run bench:reject-memory [-- --requests 200000]
  */

@@ -5,7 +5,7 @@
  * HandleEvent, then one Step per PDK call that waits for Kong's answer (kong.response.exit
  * does not wait). Static targets; the Kubernetes row uses a Service that never syncs.
  * Every row is counted for a plugin bound to the service and one bound to the route, on a
- * route with preserve_host false and one with true (the Host work, src/upstream-host.ts),
+ * route with preserve_host false and one with true (the Host work, src/kong/upstream-host.ts),
  * and beside them the protocol floor with and without that Host work.
  *
  *   npx tsx test/bench/round-trips.ts

@@ -239,7 +239,7 @@ describe('API server faults and plugin-server restarts, with traffic flowing', (
 describe('StartInstance/CloseInstance storm: 1,000 config changes', () => {
   // The plugin server gets `--expose-gc` and a SIGUSR2 handler that runs gc(), through
   // NODE_OPTIONS (declared in KONG_NGINX_MAIN_ENV for this test only): CloseInstance closes
-  // an instance at once (src/kong-pdk-close.ts), and collecting shows that nothing a closed
+  // an instance at once (src/kong/close-instance.ts), and collecting shows that nothing a closed
   // instance held stays reachable (an idle test process collects whenever V8 pleases).
   const GC_ON_SIGUSR2 = '--expose-gc --import=data:text/javascript,process.on(%22SIGUSR2%22,()=>globalThis.gc())';
   const CHANGES = 1000;

@@ -38,7 +38,7 @@ import {
   type RouteMatch,
 } from './dev-kong-config.js';
 import { REPO_DIR } from './dockerfile.js';
-import { SERVER_ENV_NAMES } from '../../src/env.js';
+import { SERVER_ENV_NAMES } from '../../src/config/env.js';
 import { KongEmulator, KongSchemaError, type PdkCall, type RequestResult, type UpstreamRequest, type UpstreamResponse } from './kong-emulator.js';
 import { processPluginConfig } from './kong-schema.js';
 
@@ -59,7 +59,7 @@ export interface DevGatewayOptions {
   watch?: boolean;
   /**
    * The shell's environment (default: this process's). Every variable the plugin server reads
-   * (src/env.ts: STICKY_SESSION_METRICS_PORT, ...) that is set here goes into the emulated
+   * (src/config/env.ts: STICKY_SESSION_METRICS_PORT, ...) that is set here goes into the emulated
    * container, on top of the image's ENV; nginx then passes on what KONG_NGINX_MAIN_ENV declares.
    */
   env?: NodeJS.ProcessEnv;
@@ -109,7 +109,7 @@ type InstanceCheck = (config: Record<string, unknown>) => void;
  */
 async function loadInstanceCheck(): Promise<InstanceCheck | undefined> {
   try {
-    const mod: typeof import('../../src/config.js') = await import('../../src/config.js');
+    const mod: typeof import('../../src/config/resolve.js') = await import('../../src/config/resolve.js');
     return (config) => void mod.resolveConfig(config);
   } catch {
     return undefined;

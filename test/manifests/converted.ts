@@ -4,8 +4,8 @@
  * fields and rules of KIC's CRD that a converted policy can touch).
  */
 import { HTTPRoute } from '@kubernetes-models/gateway-api/gateway.networking.k8s.io/v1/HTTPRoute';
-import { resolveConfig } from '../../src/config.js';
-import { FailoverSchema, Schema } from '../../src/schema.js';
+import { resolveConfig } from '../../src/config/resolve.js';
+import { FailoverSchema, Schema } from '../../src/config/schema.js';
 import { checkPluginSchema, processPluginConfig, removeNulls, type PluginSchemaDump } from '../harness/kong-schema.js';
 import { isObj, KONGPLUGIN_KEY, kindKey, manifestProblems, pluginConfigProblems, type Obj } from './validate.js';
 
@@ -14,7 +14,7 @@ export const TEST_SECRETS = ['c3RpY2t5LXNlc3Npb24tdGVzdC1rZXktMDEyMzQ1Njc4OQ==']
 
 /**
  * `accept_legacy_cookies` is added to the plugin's schema by the legacy-cookie work (issue 12
- * part 2). Until src/schema.ts has it, the config is checked without it and its shape here.
+ * part 2). Until src/config/schema.ts has it, the config is checked without it and its shape here.
  */
 export const SCHEMA_HAS_LEGACY_COOKIES = Schema.some((f) => 'accept_legacy_cookies' in f);
 

@@ -1,14 +1,14 @@
 /**
  * Every place that configures Kong for the plugin sets what the README says is required:
  * Kong's log level at `info` (or nginx drops every line of the plugin server) and an
- * nginx_main_env that declares every variable the plugin server reads (src/env.ts), or nginx
+ * nginx_main_env that declares every variable the plugin server reads (src/config/env.ts), or nginx
  * withholds it from the plugin server.
  */
 import { readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { parse as parseYaml } from 'yaml';
-import { SERVER_ENV_NAMES } from '../../src/env.js';
+import { SERVER_ENV_NAMES } from '../../src/config/env.js';
 import { readDockerfileEnv, REPO_DIR } from '../harness/dockerfile.js';
 import { nginxMainEnvNames } from './validate.js';
 
@@ -79,7 +79,7 @@ const places: Array<[string, () => KongSettings]> = [
   ['README.md (Enabling the plugin in Kong)', () => fromEnv(readmeEnv(read('README.md')))],
 ];
 
-describe('what the plugin server reads (src/env.ts)', () => {
+describe('what the plugin server reads (src/config/env.ts)', () => {
   it('names every variable src/ reads from the environment', () => {
     const read = new Set<string>();
     const walk = (dir: string): void => {

@@ -609,7 +609,7 @@ describe('the checkers fail on bad input', () => {
     refused({ ...good, cookie_nmae: 'x' }, 'cookie_nmae'); // unknown field
     refused({ secrets: ['too-short'] }, 'secrets'); // len_min 32
     refused({}, 'secrets'); // required
-    // Accepted by Kong's schema, refused when the instance starts (src/config.ts).
+    // Accepted by Kong's schema, refused when the instance starts (src/config/resolve.ts).
     expect(pluginConfigProblems({ ...good, targets: ['a:80'], kubernetes_service: 'x' })).toEqual([
       expect.stringMatching(/instance would not start.*targets/),
     ]);

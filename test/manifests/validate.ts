@@ -8,7 +8,7 @@
  *   (kubectl's default) does not;
  * - KongPlugin: the JSON Schema in kongplugin.schema.json, written from Kong's CRD;
  * - plugin configs: Kong's schema handling of the plugin's own Schema (test/harness), then
- *   the checks an instance makes at start (src/config.ts).
+ *   the checks an instance makes at start (src/config/resolve.ts).
  *
  * YAML is read as YAML 1.1, as kubectl, Helm and KIC do (sigs.k8s.io/yaml): `on`, `off`,
  * `yes`, `no` are booleans there, and a test reading YAML 1.2 would see strings.
@@ -30,8 +30,8 @@ import { Namespace } from 'kubernetes-models/v1/Namespace';
 import { Secret } from 'kubernetes-models/v1/Secret';
 import { Service } from 'kubernetes-models/v1/Service';
 import { ServiceAccount } from 'kubernetes-models/v1/ServiceAccount';
-import { resolveConfig } from '../../src/config.js';
-import { Schema } from '../../src/schema.js';
+import { resolveConfig } from '../../src/config/resolve.js';
+import { Schema } from '../../src/config/schema.js';
 import { checkPluginSchema, processPluginConfig, removeNulls, type PluginSchemaDump } from '../harness/kong-schema.js';
 
 export const REPO_DIR = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');

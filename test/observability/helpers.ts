@@ -1,13 +1,13 @@
 import { request as httpRequest } from 'node:http';
-import type { KongPdk } from '../../src/kong-pdk.js';
-import type { PluginConfig } from '../../src/schema.js';
+import type { KongPdk } from '../../src/kong/pdk.js';
+import type { PluginConfig } from '../../src/config/schema.js';
 import { StickySession } from '../../src/handler.js';
 import { kongConfig } from '../support/kong-config.js';
 
 export const SECRET = 'observability-secret-0123456789abcdef-0123';
 
 /**
- * Kong's side of the PDK, reduced to what src/kong-pdk.ts declares (as in
+ * Kong's side of the PDK, reduced to what src/kong/pdk.ts declares (as in
  * test/unit/handler.test.ts): calls are recorded and answered from the request described.
  */
 export class FakeKong implements KongPdk {

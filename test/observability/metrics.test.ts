@@ -15,7 +15,7 @@ import { makeSnapshot, type EndpointSnapshot, type EndpointSource, type SourceSt
 import { log } from '../../src/log.js';
 import { observabilityAddress, stopObservability } from '../../src/observability/index.js';
 import type { StatusView } from '../../src/observability/status.js';
-import { defaultUrl, runCli } from '../../src/observability/status-cli.js';
+import { defaultUrl, runCli } from '../../src/cli/status.js';
 import { TokenCodec } from '../../src/token.js';
 import { http, parseMetrics, plugin, sample, send, SECRET } from './helpers.js';
 

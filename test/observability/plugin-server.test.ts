@@ -135,7 +135,7 @@ describe('a running plugin server with metrics on', () => {
 
   it('writes nothing to stdout; every line, kong-pdk\'s included, is pino JSON on stderr', () => {
     // kong-pdk's own logger (node-color-log) wrote coloured lines to stdout; the plugin
-    // routes it into pino (src/kong-pdk-logger.ts) as it loads.
+    // routes it into pino (src/kong/pdk-logger.ts) as it loads.
     expect(server.out()).toBe('');
     expect(server.err()).not.toContain('\x1b');
     const lines = server.err().split('\n').filter((l) => l !== '');

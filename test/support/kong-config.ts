@@ -1,4 +1,4 @@
-import type { PluginConfig } from '../../src/schema.js';
+import type { PluginConfig } from '../../src/config/schema.js';
 
 /**
  * A plugin config as Kong's Admin API stores it: every schema default filled in, unset

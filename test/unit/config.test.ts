@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
-import { ConfigError, resolveConfig } from '../../src/config.js';
+import { ConfigError, resolveConfig } from '../../src/config/resolve.js';
 import { parseTarget } from '../../src/endpoints/static.js';
-import type { PluginConfig } from '../../src/schema.js';
+import type { PluginConfig } from '../../src/config/schema.js';
 import { kongConfig } from '../support/kong-config.js';
 
 const SECRET = 's'.repeat(32);
@@ -216,7 +216,7 @@ describe('resolveConfig: start-time checks name the field', () => {
     expect(() => resolveConfig(kong({ targets: ['192.0.2.1:80', '192.0.2.1:81'] }))).not.toThrow();
   });
 
-  // BUG (src/config.ts duplicate check + src/endpoints/static.ts id): targets are compared by
+  // BUG (src/config/resolve.ts duplicate check + src/endpoints/static.ts id): targets are compared by
   // their text, so one IPv6 address written two ways is two endpoints (double weight, and
   // sessions pinned by spelling).
   it('targets: the same IPv6 address spelled two ways is a duplicate', () => {

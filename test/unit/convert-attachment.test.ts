@@ -9,7 +9,7 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { readDocuments } from '../../src/convert/cli.js';
+import { readDocuments } from '../../src/cli/convert.js';
 import { convert, DEFAULT_OPTIONS } from '../../src/convert/index.js';
 import { resolveServiceRef } from '../../src/endpoints/kubernetes/service-ref.js';
 import { REPO_DIR } from '../manifests/validate.js';

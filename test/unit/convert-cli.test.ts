@@ -203,7 +203,7 @@ describe('sticky-session convert (CLI)', () => {
 
   it('needs at run time only production dependencies (the image prunes dev ones)', () => {
     const pkg = JSON.parse(readFileSync(join(REPO_DIR, 'package.json'), 'utf8')) as { dependencies: Record<string, string> };
-    const files = ['dist/cli.js', ...readdirSync(join(REPO_DIR, 'dist/convert')).filter((f) => f.endsWith('.js')).map((f) => `dist/convert/${f}`)];
+    const files = ['dist/cli.js', ...['dist/cli', 'dist/convert'].flatMap((dir) => readdirSync(join(REPO_DIR, dir)).filter((f) => f.endsWith('.js')).map((f) => `${dir}/${f}`))];
     const bare = files.flatMap((f) => [...readFileSync(join(REPO_DIR, f), 'utf8').matchAll(/^import .* from '([^.'][^']*)';$/gm)].map((m) => m[1] as string));
     expect(bare).toContain('yaml');
     for (const spec of bare) {

@@ -1,9 +1,9 @@
 import { afterAll, afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
-import { ConfigError } from '../../src/config.js';
+import { ConfigError } from '../../src/config/resolve.js';
 import { StickySession, StickySessionWithFailover } from '../../src/handler.js';
-import type { KongPdk } from '../../src/kong-pdk.js';
+import type { KongPdk } from '../../src/kong/pdk.js';
 import { log } from '../../src/log.js';
-import type { PluginConfig } from '../../src/schema.js';
+import type { PluginConfig } from '../../src/config/schema.js';
 import { TokenCodec } from '../../src/token.js';
 import { kongConfig } from '../support/kong-config.js';
 
@@ -15,7 +15,7 @@ interface Call {
 }
 
 /**
- * Kong's side of the plugin-server protocol, reduced to what src/kong-pdk.ts declares: every
+ * Kong's side of the plugin-server protocol, reduced to what src/kong/pdk.ts declares: every
  * call is recorded (one round trip each) and answered from the request it describes.
  */
 class FakeKong implements KongPdk {

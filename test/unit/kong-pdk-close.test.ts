@@ -2,7 +2,7 @@ import { createRequire } from 'node:module';
 import path from 'node:path';
 import { afterAll, describe, expect, it, vi } from 'vitest';
 import { log } from '../../src/log.js';
-import { closePluginsOnCloseInstanceInThisServer } from '../../src/kong-pdk-close.js';
+import { closePluginsOnCloseInstanceInThisServer } from '../../src/kong/close-instance.js';
 
 // kong-pdk's own Server class, driven in-process the way Kong drives it over the socket.
 // Loaded as the image loads it: after the ts-node stand-in (dist/, built by `npm test`).

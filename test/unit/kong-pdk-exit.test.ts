@@ -1,7 +1,7 @@
 import { createRequire } from 'node:module';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { forgetEventsOnExitInThisServer } from '../../src/kong-pdk-exit.js';
+import { forgetEventsOnExitInThisServer } from '../../src/kong/forget-exited-events.js';
 
 // kong-pdk's own Server class, driven in-process the way Kong drives it over the socket.
 // Loaded as the image loads it: after the ts-node stand-in (dist/, built by `npm test`).

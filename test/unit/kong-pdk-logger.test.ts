@@ -2,7 +2,7 @@ import { createRequire } from 'node:module';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { log } from '../../src/log.js';
-import { routeKongPdkLogger, type KongPdkLogger } from '../../src/kong-pdk-logger.js';
+import { routeKongPdkLogger, type KongPdkLogger } from '../../src/kong/pdk-logger.js';
 
 // A fresh node-color-log logger (the module's singleton class), as kong-pdk's bin sets it up.
 const require = createRequire(import.meta.url);

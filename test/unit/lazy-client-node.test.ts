@@ -26,7 +26,7 @@ registerHooks({
 const { openStaticSource, openKubernetesSource } = await import(${JSON.stringify(`${repo}dist/endpoints/open.js`)});
 await import(${JSON.stringify(`${repo}dist/handler.js`)});
 const atLoad = seen.length;
-const staticLease = openStaticSource({ kind: 'static', endpoints: [{ id: '10.0.0.1:80', host: '10.0.0.1', port: 80, weight: 1, state: 'ready' }] });
+const staticLease = openStaticSource([{ id: '10.0.0.1:80', host: '10.0.0.1', port: 80, weight: 1, state: 'ready' }]);
 await new Promise((r) => setTimeout(r, 50));
 const afterStatic = seen.length;
 const k8sLease = openKubernetesSource({ namespace: 'shop', service: 'cart', port: 80 });

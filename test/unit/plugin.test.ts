@@ -1,9 +1,9 @@
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import type { KongPdk } from '../../src/kong-pdk.js';
+import type { KongPdk } from '../../src/kong/pdk.js';
 import { log } from '../../src/log.js';
 import { configErrors } from '../../src/observability/config-errors.js';
 import { decisionCounts, DECISION_SLOTS } from '../../src/observability/decisions.js';
-import { StickySessionFailoverPlugin, StickySessionPlugin } from '../../src/plugin.js';
+import { StickySessionFailoverPlugin, StickySessionPlugin } from '../../src/kong/plugin.js';
 import { kongConfig } from '../support/kong-config.js';
 
 const SECRET = 'plugin-secret-0123456789abcdef0123456789';

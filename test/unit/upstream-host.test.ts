@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import type { KongPdk } from '../../src/kong-pdk.js';
-import { setTargetKeepingHost } from '../../src/upstream-host.js';
+import type { KongPdk } from '../../src/kong/pdk.js';
+import { setTargetKeepingHost } from '../../src/kong/upstream-host.js';
 
 /**
  * Kong's side of the three calls, with what they do to $upstream_host as Kong's Lua does

@@ -1,5 +1,5 @@
-import { pdkServerOfThisProcess } from './kong-pdk-server.js';
-import { log } from './log.js';
+import { pdkServerOfThisProcess } from './pdk-server.js';
+import { log } from '../log.js';
 
 /**
  * kong-pdk 0.6 builds the config record of the dumped schema itself

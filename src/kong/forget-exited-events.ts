@@ -1,5 +1,5 @@
-import { pdkServerOfThisProcess } from './kong-pdk-server.js';
-import { log } from './log.js';
+import { pdkServerOfThisProcess } from './pdk-server.js';
+import { log } from '../log.js';
 
 /**
  * kong-pdk 0.6 keeps each event (its pipes, its PDK proxy) in a map until the plugin's

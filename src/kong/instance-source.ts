@@ -1,12 +1,12 @@
-import type { AffinityState } from './affinity/decide.js';
-import type { ResolvedConfig } from './config.js';
-import { log } from './log.js';
-import { nameService } from './observability/index.js';
-import { openKubernetesSource, openStaticSource, resolveServiceRef } from './endpoints/open.js';
-import type { ServiceRef } from './endpoints/kubernetes/service-ref.js';
-import type { EndpointSource } from './endpoints/types.js';
-import type { KongPdk } from './kong-pdk.js';
-import type { Lease } from './shared.js';
+import type { AffinityState } from '../affinity/decide.js';
+import type { ResolvedConfig } from '../config/resolve.js';
+import { log } from '../log.js';
+import { nameService } from '../observability/index.js';
+import { openKubernetesSource, openStaticSource, resolveServiceRef } from '../endpoints/open.js';
+import type { ServiceRef } from '../endpoints/kubernetes/service-ref.js';
+import type { EndpointSource } from '../endpoints/types.js';
+import type { KongPdk } from './pdk.js';
+import type { Lease } from '../shared.js';
 
 export interface ReadySource {
   readonly source: EndpointSource;
@@ -37,7 +37,7 @@ export class InstanceSource {
   ) {
     this.serviceSeen = !learnServiceName;
     const s = cfg.source;
-    if (s.kind === 'static') this.open(openStaticSource(s));
+    if (s.kind === 'static') this.open(openStaticSource(s.endpoints));
     else if (s.namespace && s.service) this.resolve(null);
   }
 

@@ -1,5 +1,5 @@
 import { createRequire } from 'node:module';
-import { log } from './log.js';
+import { log } from '../log.js';
 
 /**
  * kong-pdk's logger (node-color-log) writes its lines to stdout in ANSI colours, drawing

@@ -1,16 +1,17 @@
-import type { AffinityPolicy } from './affinity/decide.js';
-import type { StrategyName } from './balancer/strategy.js';
-import type { CookieAttributes } from './cookie.js';
-import { parseTarget } from './endpoints/static.js';
-import type { Endpoint } from './endpoints/types.js';
-import { LEGACY_FORMATS, LEGACY_MODES, type LegacyCookieConfig } from './legacy/index.js';
-import { LOG_LEVELS, type LogLevel, type PluginConfig } from './schema.js';
+import type { AffinityPolicy } from '../affinity/decide.js';
+import type { StrategyName } from '../balancer/strategy.js';
+import type { CookieAttributes } from '../cookie.js';
+import { parseTarget } from '../endpoints/static.js';
+import type { Endpoint } from '../endpoints/types.js';
+import { LEGACY_FORMATS, LEGACY_MODES, type LegacyCookieConfig } from '../legacy/index.js';
+import { LOG_LEVELS, type LogLevel } from '../log.js';
+import type { PluginConfig } from './schema.js';
 
 /**
  * What an instance needs, checked and precomputed once at instance start so the request
  * path does no parsing. Kong's schema has already applied types and defaults; this adds
  * the checks a schema cannot express. A bad value throws a ConfigError naming the field:
- * nothing half-applies, and the instance stands aside (config-refusal.ts) rather than fail.
+ * nothing half-applies, and the instance stands aside (config/refusal.ts) rather than fail.
  */
 export interface ResolvedConfig {
   readonly secrets: readonly string[];

@@ -1,5 +1,5 @@
-import { pdkServerOfThisProcess } from './kong-pdk-server.js';
-import { log } from './log.js';
+import { pdkServerOfThisProcess } from './pdk-server.js';
+import { log } from '../log.js';
 
 /**
  * kong-pdk 0.6's CloseInstance drops the instance from its map and closes its own wrapper,

@@ -1,25 +1,24 @@
-import { STRATEGY_NAMES, type StrategyName } from './balancer/strategy.js';
-import { LEGACY_FORMATS, LEGACY_MODES, type LegacyFormat, type LegacyMode } from './legacy/index.js';
+import { LOG_LEVELS, type LogLevel } from '../log.js';
+import { STRATEGY_NAMES, type StrategyName } from '../balancer/strategy.js';
+import { LEGACY_FORMATS, LEGACY_MODES, type LegacyFormat, type LegacyMode } from '../legacy/index.js';
 
 /**
  * The plugin's configuration contract, in Kong's schema language. kong-pdk wraps it into
  * `{ name, fields: [{ config: { type: "record", fields: Schema } }] }`; Kong validates it
  * at the Admin API (and in declarative config) and fills defaults before any instance
- * starts. What a schema cannot say is checked in config.ts when an instance starts.
+ * starts. What a schema cannot say is checked in resolve.ts when an instance starts.
  *
  * Only attributes of Kong's metaschema are used (no `description`: Kong 3.x rejects it).
  */
 
 const SECONDS_PER_YEAR = 31_536_000;
 
-export const LOG_LEVELS = ['debug', 'info', 'warn', 'error'] as const;
-export type LogLevel = (typeof LOG_LEVELS)[number];
 
 /**
  * A static target: "host:port" or "[ipv6]:port", then optionally "weight=N" and/or
  * "draining". Lua patterns have no alternation, so the accepted forms are listed; the ranges
  * are refused by patterns of their own, each with its message. What patterns cannot say
- * (IPv4 octets, IPv6 syntax, duplicates) is checked when the instance starts (config.ts).
+ * (IPv4 octets, IPv6 syntax, duplicates) is checked when the instance starts (config/resolve.ts).
  */
 const TARGET_FORMS = ((): string[] => {
   const hosts = ['[%w][%w%.%-]*', '%[[%x:%.]+%]'];
@@ -130,7 +129,7 @@ export const FailoverSchema = [...COMMON_FIELDS, ...FAILOVER_FIELDS] as const;
 
 /**
  * Checks across fields, for the config record (Kong runs a record's entity_checks when it
- * validates it). kong-pdk builds that record itself, so src/kong-pdk-schema.ts adds them to
+ * validates it). kong-pdk builds that record itself, so src/kong/schema-dump.ts adds them to
  * the dumped schema.
  */
 export const ConfigEntityChecks = [

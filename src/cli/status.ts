@@ -1,5 +1,5 @@
 import { isIPv6 } from 'node:net';
-import type { ServiceStatus, StatusView } from './status.js';
+import type { ServiceStatus, StatusView } from '../observability/status.js';
 
 /**
  * `sticky-session status`: reads GET /status of a running plugin server and prints it as a

@@ -1,4 +1,4 @@
-import type { KongPdk } from './kong-pdk.js';
+import type { KongPdk } from './pdk.js';
 
 /**
  * Routes a request to host:port and leaves the upstream Host header what Kong would send

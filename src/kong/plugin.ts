@@ -1,18 +1,18 @@
-import { bindingOf } from './config.js';
-import { ConfigRefusal } from './config-refusal.js';
-import { StickySession, StickySessionWithFailover } from './handler.js';
-import type { KongPdk } from './kong-pdk.js';
-import { closePluginsOnCloseInstanceInThisServer } from './kong-pdk-close.js';
-import { forgetEventsOnExitInThisServer } from './kong-pdk-exit.js';
-import { routeKongPdkLoggerInThisProcess } from './kong-pdk-logger.js';
-import { addConfigEntityChecksInThisServer } from './kong-pdk-schema.js';
+import { bindingOf } from '../config/resolve.js';
+import { ConfigRefusal } from '../config/refusal.js';
+import { StickySession, StickySessionWithFailover } from '../handler.js';
+import type { KongPdk } from './pdk.js';
+import { closePluginsOnCloseInstanceInThisServer } from './close-instance.js';
+import { forgetEventsOnExitInThisServer } from './forget-exited-events.js';
+import { routeKongPdkLoggerInThisProcess } from './pdk-logger.js';
+import { addConfigEntityChecksInThisServer } from './schema-dump.js';
 import { PLUGIN_NAME } from './meta.js';
-import { ConfigEntityChecks } from './schema.js';
+import { ConfigEntityChecks } from '../config/schema.js';
 
 /**
  * What kong-pdk starts for each plugin instance (the entry points export these as Plugin).
  * A config the plugin cannot use never fails a request: the instance stands aside
- * (config-refusal.ts) where a throwing constructor would make Kong answer 500.
+ * (config/refusal.ts) where a throwing constructor would make Kong answer 500.
  */
 
 // kong-pdk would keep every event that ended in kong.response.exit (our 503s) forever,

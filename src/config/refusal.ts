@@ -1,8 +1,8 @@
-import type { Decision } from './affinity/decision.js';
-import { ConfigError } from './config.js';
-import { log } from './log.js';
-import { reportConfigError } from './observability/config-errors.js';
-import { observeDecision } from './observability/index.js';
+import type { Decision } from '../affinity/decision.js';
+import { ConfigError } from './resolve.js';
+import { log } from '../log.js';
+import { reportConfigError } from '../observability/config-errors.js';
+import { observeDecision } from '../observability/index.js';
 
 /** Errors about a lasting condition are repeated at most this often per instance. */
 const REPEAT_MS = 10_000;
@@ -11,7 +11,7 @@ const CONFIG_ERROR: Decision = { kind: 'passthrough', reason: 'config-error' };
 
 /**
  * An instance whose config Kong accepted but the plugin cannot use: a rule Kong's schema
- * language cannot express (see config.ts). Refusing it at instance start would make Kong
+ * language cannot express (see resolve.ts). Refusing it at instance start would make Kong
  * answer 500 to every request of the route, so the instance stands aside instead: it reads
  * and sets nothing, Kong balances as if the plugin were absent, and the error naming the
  * field is logged (at error level, at most every 10 s), counted and listed in the status view.

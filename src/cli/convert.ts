@@ -1,11 +1,11 @@
 /**
  * The `sticky-session convert` command: reads Kubernetes YAML from files or stdin, writes the
- * YAML to apply on stdout and the report on stderr. The conversion itself is ./index.ts.
+ * YAML to apply on stdout and the report on stderr. The conversion itself is ../convert/.
  */
 import { readFile } from 'node:fs/promises';
 import { Document, parseAllDocuments } from 'yaml';
-import { convert, DEFAULT_OPTIONS, type ConvertOptions, type Report } from './index.js';
-import { isObj, type Obj } from './model.js';
+import { convert, DEFAULT_OPTIONS, type ConvertOptions, type Report } from '../convert/index.js';
+import { isObj, type Obj } from '../convert/model.js';
 
 export interface ConvertIo {
   readonly out: (text: string) => void;
