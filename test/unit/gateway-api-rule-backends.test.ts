@@ -158,6 +158,12 @@ describe('ruleBackends: KIC backendRefsToKongStateBackends (subtranslator/backen
     expect(r.ok && r.backends).toEqual([{ ref: { namespace: 'shop', service: 'cart', port: 'http' }, weight: 5, key: 'shop/cart:80' }]);
   });
 
+  it('a weight the CRD would refuse (raw YAML) is a problem, not a negative share', () => {
+    const route: HTTPRouteLike = { metadata: { namespace: 'shop', name: 'r' }, spec: { rules: [{ backendRefs: [{ name: 'cart', port: 80, weight: -5 }] }] } };
+    const r = ruleBackends(route, 0, [], lookup);
+    expect(r.ok && r.problems.map((p) => p.reason)).toEqual(['invalid-weight']);
+  });
+
   it('no such rule is data', () => {
     expect(ruleBackends(canary, 3, [], lookup)).toEqual({ ok: false, reason: 'HTTPRoute shop/cart has no rule 3' });
   });

@@ -33,7 +33,8 @@ export type BackendProblemReason =
   | 'not-permitted' // cross-namespace without a matching ReferenceGrant
   | 'no-port' // no port: KIC finds no Service port (CEL forbids this for Services)
   | 'port-not-found' // the Service has no port with that number
-  | 'external-name'; // KIC targets the external name: no pods to pin to
+  | 'external-name' // KIC targets the external name: no pods to pin to
+  | 'invalid-weight'; // outside the CRD's 0..1000000 (only raw YAML can hold one)
 
 export interface BackendProblem {
   readonly backendRef: BackendRefLike;
@@ -90,6 +91,10 @@ export function backendsOf(
     }
     if (!referencePermitted(fromNamespace, ref, grants)) {
       problem(raw, 'not-permitted', `${what}: no ReferenceGrant in ${namespace} lets HTTPRoutes of ${fromNamespace} refer to it`);
+      continue;
+    }
+    if (!Number.isInteger(ref.weight) || ref.weight < 0 || ref.weight > 1_000_000) {
+      problem(raw, 'invalid-weight', `${what}: weight ${JSON.stringify(ref.weight)} is not an integer from 0 to 1000000`);
       continue;
     }
     if (ref.port === undefined) {
