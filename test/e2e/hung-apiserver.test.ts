@@ -25,7 +25,6 @@ describe('a hung API server', () => {
     during: [] as RequestRecord[],
     after: [] as RequestRecord[],
     viewsDuring: [] as string[],
-    hungRequests: 0,
     requestsWhileHung: 0,
     appliedAfterMs: [] as number[],
     stoppedPod: '',
@@ -59,7 +58,6 @@ describe('a hung API server', () => {
         m.viewsDuring.push(view ? [...view].map(([id, e]) => `${id}:${e.condition}`).sort().join(' ') : 'none');
       }
     }
-    m.hungRequests = scenario.api.hungRequests;
     m.requestsWhileHung = scenario.api.requests.list + scenario.api.requests.watch - requestsBefore.list - requestsBefore.watch;
     m.during = scenario.records.slice(watchingBefore);
 
@@ -121,7 +119,6 @@ describe('a hung API server', () => {
   it('kept asking the API server during the hang, with backoff: a request every few seconds per replica, not a burst', () => {
     // Two replicas, one watch each of namespace shop: over 33 s, more than one attempt
     // each (not one 30 s timeout), and no more than one per ~0.5 s each.
-    expect(m.hungRequests).toBeGreaterThan(0); // accepted, never answered, still open at the release
     expect(m.requestsWhileHung).toBeGreaterThanOrEqual(2 * scenario.replicas.length);
     expect(m.requestsWhileHung).toBeLessThan((scenario.replicas.length * HUNG_MS) / 500);
   });
