@@ -7,7 +7,7 @@
  * - later: absoluteTimeout, type, cookie {name, path, lifetimeType}, header {name}.
  */
 import type { ConvertContext } from './context.js';
-import { parseGatewayDuration } from './duration.js';
+import { parseGatewayDuration } from '../endpoints/gateway-api/duration.js';
 import { pluginName } from './emit.js';
 import {
   at,
