@@ -19,6 +19,9 @@ import { KongEmulator, type RequestResult } from '../harness/kong-emulator.js';
 import { HTTP_ROUTE_KIND, REFERENCE_GRANT_KIND, SERVICE_KIND, startKubeApiServer, type KubeApiServer } from '../harness/kube-apiserver.js';
 import { endpointSlice, podEndpoint, READY } from '../harness/kube-slices.js';
 import type { EmulatedRequest } from '../harness/pdk.js';
+import { http, parseMetrics, sample } from '../observability/helpers.js';
+import { freePort } from '../support/free-port.js';
+import type { StatusView } from '../../src/observability/status.js';
 
 const SECRET = 'gateway-api-e2e-secret-0123456789abcdef';
 const NS = 'shop';
@@ -50,6 +53,7 @@ describe('HTTPRoutes under KIC, zero-config', () => {
   let api: KubeApiServer;
   let kong: KongEmulator;
   let dir: string;
+  let metricsPort: number;
   /** The KongPlugin referenced from the HTTPRoute: bound by KIC to each Kong route of it. */
   const plugins = new Map<number, string>();
 
@@ -74,7 +78,8 @@ describe('HTTPRoutes under KIC, zero-config', () => {
     api.apply(endpointSlice({ name: 'web-v2-a', service: 'web-v2', endpoints: V2.map((ip, i) => podEndpoint(`web-v2-${i}`, ip, READY)) }));
     api.applyObject(HTTP_ROUTE_KIND, httpRoute(NS, 'web', RULES));
     dir = mkdtempSync(join(tmpdir(), 'gateway-api-e2e-'));
-    kong = await KongEmulator.start({ useDockerfile: true, workers: 2, env: { KUBECONFIG: api.writeKubeconfig(dir) } });
+    metricsPort = await freePort();
+    kong = await KongEmulator.start({ useDockerfile: true, workers: 2, env: { KUBECONFIG: api.writeKubeconfig(dir), STICKY_SESSION_METRICS_PORT: String(metricsPort) } });
     RULES.forEach((_, i) => plugins.set(i, kong.addPlugin({ route: kicRoute(NS, 'web', i).id as string, config: { secrets: [SECRET], cookie_name: 'kp' } }).id));
     for (const rule of RULES.keys()) await synced(rule);
   });
@@ -174,6 +179,36 @@ describe('HTTPRoutes under KIC, zero-config', () => {
       await new Promise((res) => setTimeout(res, 20));
     }
     throw new Error('the rule never went back to shop-a');
+  });
+
+  it('metrics and the status view show sessions and decisions per backend Service', async () => {
+    const before = parseMetrics((await http(`http://127.0.0.1:${metricsPort}/metrics`)).body);
+    const made: string[] = [];
+    for (let i = 0; i < 20; i++) made.push(pair(cookieOf(await send(0), 'shop-a')));
+    for (const cookie of made) await send(0, { headers: { cookie } });
+    const m = parseMetrics((await http(`http://127.0.0.1:${metricsPort}/metrics`)).body);
+    // Decisions count per plugin instance's Kong route; the view is the rule's.
+    const service = `httproute:${NS}/web/0`;
+    const named = { service: `route:${kicRoute(NS, 'web', 0).id as string}`, service_name: `httproute.${NS}.web.0` };
+    const delta = (backend: string, outcome: string) => {
+      const key = sample('sticky_session_backend_decisions_total', { ...named, backend, outcome });
+      return (m.get(key) ?? 0) - (before.get(key) ?? 0);
+    };
+    expect(delta('shop/web-v1:80', 'new') + delta('shop/web-v2:80', 'new')).toBe(20);
+    expect(delta('shop/web-v1:80', 'new')).toBe(14);
+    expect(delta('shop/web-v1:80', 'pinned') + delta('shop/web-v2:80', 'pinned')).toBe(20);
+    expect(m.get(sample('sticky_session_backend_weight', { source: service, backend: 'shop/web-v1:80' }))).toBe(70);
+    expect(m.get(sample('sticky_session_backend_weight', { source: service, backend: 'shop/web-v2:80' }))).toBe(30);
+    expect(m.get(sample('sticky_session_backend_sessions', { source: service, backend: 'shop/web-v2:80' }))).toBeGreaterThanOrEqual(6);
+
+    const status = JSON.parse((await http(`http://127.0.0.1:${metricsPort}/status`)).body) as StatusView;
+    const rule = status.services.find((s) => s.source === service);
+    expect(rule).toMatchObject({ kind: 'httproute', synced: true });
+    expect(rule?.backends?.map((b) => [b.backend, b.weight, b.ready])).toEqual([
+      ['shop/web-v1:80', 70, 3],
+      ['shop/web-v2:80', 30, 3],
+    ]);
+    expect(rule?.endpoints.filter((e) => e.backend === 'shop/web-v2:80').map((e) => e.host).sort()).toEqual(V2);
   });
 
   it('round trips are those of an Ingress-bound instance: pinned and new session alike', async () => {
