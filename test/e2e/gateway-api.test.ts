@@ -211,20 +211,38 @@ describe('HTTPRoutes under KIC, zero-config', () => {
     expect(rule?.endpoints.filter((e) => e.backend === 'shop/web-v2:80').map((e) => e.host).sort()).toEqual(V2);
   });
 
-  it('round trips are those of an Ingress-bound instance: pinned and new session alike', async () => {
-    const first = await send(0);
-    const pinned = await send(0, { headers: { cookie: pair(cookieOf(first, 'shop-a')) } });
+  it('round trips are those of an Ingress-bound instance, pinned and new alike; the rule is learnt once per instance', async () => {
+    // The same KongPlugin on the Kong route KIC makes of an Ingress to web-v1 (service host <svc>.<ns>.<port>.svc).
+    const ingressService = { id: '0e3c1c3e-5555-4c4c-9a9a-000000000001', name: 'shop.web-v1.80', host: 'web-v1.shop.80.svc', port: 80, protocol: 'http' };
+    const ingressRoute = { id: '0e3c1c3e-5555-4c4c-9a9a-000000000002', name: 'shop.web.web.example.80', preserve_host: true };
+    const ingress = kong.addPlugin({ route: ingressRoute.id, config: { secrets: [SECRET], cookie_name: 'shop-a' } }).id;
+    const viaIngress = (cookie?: string) => kong.request({ service: ingressService, route: ingressRoute, headers: cookie ? { cookie } : {} }, { plugin: ingress });
+    let ingressFirst = await viaIngress();
+    for (let i = 0; i < 200 && !ingressFirst.target; i++) ingressFirst = await viaIngress();
+
     const methods = (r: RequestResult) => r.pdkCalls.map((c) => c.method);
-    // preserve_host route: token read, $upstream_host read, set_target, Host write back (+ scheme and Set-Cookie for a new session)
-    expect(methods(pinned)).toEqual(['kong.nginx.get_var', 'kong.nginx.get_var', 'kong.service.set_target', 'kong.service.request.set_header']);
-    expect(methods(first)).toEqual([
-      'kong.nginx.get_var',
-      'kong.nginx.get_var',
-      'kong.service.set_target',
-      'kong.service.request.set_header',
-      'kong.request.get_forwarded_scheme',
-      'kong.response.add_header',
-    ]);
+    await send(0); // adding a plugin restarts the instances (a new __seq__): let the rule's learn again
+    const ruleFirst = await send(0);
+    const rulePinned = await send(0, { headers: { cookie: pair(cookieOf(ruleFirst, 'shop-a')) } });
+    const ingressNew = await viaIngress();
+    const ingressPinned = await viaIngress(pair(cookieOf(ingressNew, 'shop-a')));
+    expect(methods(rulePinned)).toEqual(methods(ingressPinned));
+    expect(methods(ruleFirst)).toEqual(methods(ingressNew));
+    expect(rulePinned.roundTrips).toBe(ingressPinned.roundTrips);
+    expect(ruleFirst.roundTrips).toBe(ingressNew.roundTrips);
+    // preserve_host route: token read, $upstream_host read, set_target, Host written back; a new session adds the scheme and the Set-Cookie.
+    expect(methods(rulePinned)).toEqual(['kong.nginx.get_var', 'kong.nginx.get_var', 'kong.service.set_target', 'kong.service.request.set_header']);
+    expect(ruleFirst.roundTrips).toBe(rulePinned.roundTrips + 2);
+
+    // A new instance of the rule (the KongPlugin changed): its first request asks for its Kong service and route, once.
+    kong.updatePlugin(plugins.get(0) as string, { config: { secrets: [SECRET], cookie_name: 'kp2' } });
+    const fresh = await send(0);
+    expect(methods(fresh).slice(0, 2)).toEqual(['kong.router.get_service', 'kong.router.get_route']);
+    expect(methods(fresh).slice(2)).toEqual(methods(ruleFirst));
+    const after = await send(0, { headers: { cookie: pair(cookieOf(fresh, 'shop-a')) } });
+    expect(methods(after)).toEqual(methods(rulePinned));
+    kong.updatePlugin(plugins.get(0) as string, { config: { secrets: [SECRET], cookie_name: 'kp' } });
+    kong.removePlugin(ingress);
   });
 });
 
