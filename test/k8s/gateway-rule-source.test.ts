@@ -1,0 +1,118 @@
+/**
+ * The view of one HTTPRoute rule (src/endpoints/gateway-api/rule-source.ts) in-process,
+ * against the in-test API server through the real client-node: KIC's service names resolved
+ * from the HTTPRoutes, every change followed live (HTTPRoute, Service, EndpointSlices), and
+ * nothing held once it is closed.
+ */
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { GatewayRuleSource, type GatewayRuleIdentity } from '../../src/endpoints/gateway-api/rule-source.js';
+import { combinedServiceName } from '../../src/endpoints/gateway-api/kic-names.js';
+import { objectCacheKeys, type ObjectCacheOptions } from '../../src/endpoints/kubernetes/index.js';
+import { sources } from '../../src/endpoints/registry.js';
+import type { EndpointSnapshot } from '../../src/endpoints/types.js';
+import { httpRoute, service } from '../harness/kic-gateway-api.js';
+import { HTTP_ROUTE_KIND, SERVICE_KIND, startKubeApiServer, type KubeApiServer } from '../harness/kube-apiserver.js';
+import { endpointSlice, podEndpoint, READY } from '../harness/kube-slices.js';
+import { eventually } from './eventually.js';
+
+let server: KubeApiServer;
+let options: ObjectCacheOptions;
+const open: GatewayRuleSource[] = [];
+
+beforeEach(async () => {
+  server = await startKubeApiServer({ bookmarkIntervalMs: 50 });
+  options = { kubeConfig: server.kubeConfig(), backoff: { initialMs: 20, maxMs: 150 }, answerTimeoutMs: 300 };
+  for (const [name, ips] of [['web-v1', ['192.0.2.11', '192.0.2.12']], ['web-v2', ['192.0.2.21']]] as const) {
+    server.applyObject(SERVICE_KIND, service('shop', name));
+    server.apply(endpointSlice({ name: `${name}-a`, service: name, endpoints: ips.map((ip, i) => podEndpoint(`${name}-${i}`, ip, READY)) }));
+  }
+});
+
+afterEach(async () => {
+  for (const s of open.splice(0)) s.close();
+  await server.stop();
+});
+
+function source(identity: GatewayRuleIdentity): GatewayRuleSource {
+  const s = new GatewayRuleSource(identity, { objects: options, watcher: options });
+  open.push(s);
+  return s;
+}
+
+const shares = (v: EndpointSnapshot | undefined) => v?.backends?.map((b) => `${b.key} w${b.weight}: ${b.ready.map((e) => e.host).join(',')}`);
+
+const SPLIT = [
+  { path: '/', backendRefs: [{ name: 'web-v1', port: 80, weight: 90 }, { name: 'web-v2', port: 80, weight: 10 }], sessionPersistence: { sessionName: 'a' } },
+  { path: '/b', backendRefs: [{ name: 'web-v2', port: 80 }] },
+];
+
+describe('GatewayRuleSource', () => {
+  it('builds the view of the rule its Kong route names, and follows HTTPRoute, Service and EndpointSlice changes', async () => {
+    server.applyObject(HTTP_ROUTE_KIND, httpRoute('shop', 'web', SPLIT));
+    const s = source({ host: 'httproute.shop.web.0', rule: { namespace: 'shop', name: 'web', index: 0 } });
+    await eventually(() => s.current() !== undefined);
+    expect(shares(s.current())).toEqual(['shop/web-v1:80 w90: 192.0.2.11,192.0.2.12', 'shop/web-v2:80 w10: 192.0.2.21']);
+    expect(s.rule()?.ruleKey).toBe('httproute:shop/web/0');
+    expect(s.rule()?.sessionPolicy).toMatchObject({ ok: true, policy: { type: 'cookie', name: 'a' } });
+
+    // A weight change: a new view, same endpoint objects.
+    const before = s.current()!;
+    server.applyObject(HTTP_ROUTE_KIND, httpRoute('shop', 'web', [{ ...SPLIT[0]!, backendRefs: [{ name: 'web-v1', port: 80, weight: 50 }, { name: 'web-v2', port: 80, weight: 50 }] }]));
+    await eventually(() => shares(s.current())?.[0]?.includes('w50') === true);
+    expect(s.current()!.byId.get('uid-web-v1-0')).toBe(before.byId.get('uid-web-v1-0'));
+
+    // A pod of web-v2 added.
+    server.apply(endpointSlice({ name: 'web-v2-a', service: 'web-v2', endpoints: [podEndpoint('web-v2-0', '192.0.2.21', READY), podEndpoint('web-v2-1', '192.0.2.22', READY)] }));
+    await eventually(() => shares(s.current())?.[1] === 'shop/web-v2:80 w50: 192.0.2.21,192.0.2.22');
+
+    // The Service loses port 80: KIC leaves that backend out, and so does the view.
+    server.applyObject(SERVICE_KIND, service('shop', 'web-v2', 8081));
+    await eventually(() => shares(s.current())?.length === 1);
+    expect(s.current()!.byId.has('uid-web-v2-0')).toBe(false);
+  });
+
+  it('resolves the rule from the Kong service host alone: per rule, rules that share a service, combined and digest forms', async () => {
+    server.applyObject(HTTP_ROUTE_KIND, httpRoute('shop', 'web', [...SPLIT, { path: '/c', backendRefs: [{ name: 'web-v2', port: 80 }] }]));
+    // Rules 1 and 2 have the same backendRefs: KIC makes one service, named after rule 1.
+    const shared = source({ host: 'httproute.shop.web.1' });
+    const combined = source({ host: combinedServiceName('shop', [{ name: 'web-v1', port: 80, weight: 90 }, { name: 'web-v2', port: 80, weight: 10 }]).name });
+    await eventually(() => shared.current() !== undefined && combined.current() !== undefined);
+    expect(shares(shared.current())).toEqual(['shop/web-v2:80 w1: 192.0.2.21']);
+    expect(shared.rule()?.ruleKey).toBe('httproute:shop/web/1');
+    expect(combined.key).toBe('kic-service:httproute.shop.svc.shop.web-v1.80.90_shop.web-v2.80.10');
+    expect(shares(combined.current())).toEqual(['shop/web-v1:80 w90: 192.0.2.11,192.0.2.12', 'shop/web-v2:80 w10: 192.0.2.21']);
+
+    // Past 511 characters KIC names it by digest: found by building KIC's names for the namespace's rules.
+    const long = `svc-${'x'.repeat(240)}`;
+    server.applyObject(SERVICE_KIND, service('shop', long));
+    server.apply(endpointSlice({ name: `${long.slice(0, 240)}-a`, service: long, endpoints: [podEndpoint('long-0', '192.0.2.31', READY)] }));
+    const refs = [{ name: long, port: 80, weight: 1 }, { name: long, port: 80, weight: 2 }];
+    server.applyObject(HTTP_ROUTE_KIND, httpRoute('shop', 'long', [{ backendRefs: [refs[0]!] }, { backendRefs: refs }]));
+    const digestName = combinedServiceName('shop', refs).name;
+    expect(digestName).toMatch(/_combined\.[0-9a-f]{64}$/);
+    const digest = source({ host: digestName });
+    await eventually(() => digest.current() !== undefined);
+    expect(digest.rule()?.ruleKey).toBe('httproute:shop/long/1');
+    // The same Service port twice: one backend, weights summed (as KIC sums its targets).
+    expect(shares(digest.current())).toEqual([`shop/${long}:80 w3: 192.0.2.31`]);
+  });
+
+  it('no such rule: no view (Kong balances); it appears when the HTTPRoute does', async () => {
+    const s = source({ host: 'httproute.shop.web.0', rule: { namespace: 'shop', name: 'web', index: 0 } });
+    await new Promise((r) => setTimeout(r, 300));
+    expect(s.current()).toBeUndefined();
+    server.applyObject(HTTP_ROUTE_KIND, httpRoute('shop', 'web', SPLIT));
+    await eventually(() => s.current() !== undefined);
+  });
+
+  it('holds nothing once closed: no cache, no Service view', async () => {
+    server.applyObject(HTTP_ROUTE_KIND, httpRoute('shop', 'web', SPLIT));
+    const s = source({ host: 'httproute.shop.web.0', rule: { namespace: 'shop', name: 'web', index: 0 } });
+    await eventually(() => s.current() !== undefined);
+    expect(objectCacheKeys().length).toBeGreaterThanOrEqual(2);
+    expect(sources.keys()).toEqual(expect.arrayContaining(['k8s:shop/web-v1:http', 'k8s:shop/web-v2:http']));
+    s.close();
+    expect(objectCacheKeys()).toEqual([]);
+    expect(sources.keys()).toEqual([]);
+  });
+});
