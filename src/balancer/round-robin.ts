@@ -1,4 +1,5 @@
 import type { Endpoint } from '../endpoints/types.js';
+import { SmoothWeighted } from './smooth-weighted.js';
 import type { Strategy } from './strategy.js';
 
 /**
@@ -8,26 +9,9 @@ import type { Strategy } from './strategy.js';
  */
 export class RoundRobin implements Strategy {
   readonly name = 'round-robin';
-  private current = new Map<string, number>();
+  private readonly order = new SmoothWeighted();
 
   pick(candidates: readonly Endpoint[]): Endpoint {
-    let total = 0;
-    let best: Endpoint | undefined;
-    let bestCurrent = -Infinity;
-    const next = new Map<string, number>();
-    for (const e of candidates) {
-      const cw = (this.current.get(e.id) ?? 0) + e.weight;
-      next.set(e.id, cw);
-      total += e.weight;
-      if (cw > bestCurrent) {
-        bestCurrent = cw;
-        best = e;
-      }
-    }
-    const chosen = best as Endpoint;
-    next.set(chosen.id, bestCurrent - total);
-    // Endpoints that left the candidate set are forgotten with the old map.
-    this.current = next;
-    return chosen;
+    return this.order.pick(candidates, (e) => e.id, (e) => e.weight) as Endpoint;
   }
 }

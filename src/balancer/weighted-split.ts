@@ -1,4 +1,5 @@
 import type { BackendShare, Endpoint } from '../endpoints/types.js';
+import { SmoothWeighted } from './smooth-weighted.js';
 
 /**
  * The backend of a traffic split a new session goes to: smooth weighted round robin over the
@@ -9,35 +10,19 @@ import type { BackendShare, Endpoint } from '../endpoints/types.js';
  * an upstream with no target of that backend would do.
  */
 export class WeightedSplit {
-  private current = new Map<string, number>();
+  private readonly order = new SmoothWeighted();
 
   /**
    * The chosen backend's candidates (`usable` of its ready endpoints), or undefined when no
    * backend with weight > 0 has one.
    */
   pick(backends: readonly BackendShare[], usable: (endpoints: readonly Endpoint[]) => readonly Endpoint[]): readonly Endpoint[] | undefined {
-    let total = 0;
-    let best: readonly Endpoint[] | undefined;
-    let bestKey = '';
-    let bestCurrent = -Infinity;
-    const next = new Map<string, number>();
-    for (const b of backends) {
-      if (b.weight <= 0) continue;
-      const candidates = usable(b.ready);
-      if (candidates.length === 0) continue;
-      const cw = (this.current.get(b.key) ?? 0) + b.weight;
-      next.set(b.key, cw);
-      total += b.weight;
-      if (cw > bestCurrent) {
-        bestCurrent = cw;
-        best = candidates;
-        bestKey = b.key;
-      }
+    const open: Array<{ readonly share: BackendShare; readonly candidates: readonly Endpoint[] }> = [];
+    for (const share of backends) {
+      if (share.weight <= 0) continue;
+      const candidates = usable(share.ready);
+      if (candidates.length > 0) open.push({ share, candidates });
     }
-    if (!best) return undefined;
-    next.set(bestKey, bestCurrent - total);
-    // Backends that left the split (or took no part this time) start again from 0.
-    this.current = next;
-    return best;
+    return this.order.pick(open, (b) => b.share.key, (b) => b.share.weight)?.candidates;
   }
 }

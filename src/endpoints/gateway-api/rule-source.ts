@@ -23,6 +23,7 @@ import {
   type ResourceKind,
 } from '../kubernetes/index.js';
 import { makeSplitSnapshot } from '../split.js';
+import { ViewListeners } from '../view-listeners.js';
 import type { EndpointSnapshot, EndpointSource, SourceStatus } from '../types.js';
 import { defaultBackendRef, routeNamespace, routeRules, type HTTPRouteLike, type HTTPRouteRuleLike, type ReferenceGrantLike, type ServiceLike } from './httproute.js';
 import { parseKicServiceName } from './kic-names.js';
@@ -86,7 +87,7 @@ export class GatewayRuleSource implements EndpointSource {
   private snapshot: EndpointSnapshot | undefined;
   /** What the last view was built from, to publish only changes. */
   private built: readonly unknown[] = [];
-  private readonly listeners = new Set<(snapshot: EndpointSnapshot) => void>();
+  private readonly listeners = new ViewListeners();
   /** Last logged problem text, so a lasting problem is logged once. */
   private reported = '';
   private closed = false;
@@ -115,9 +116,7 @@ export class GatewayRuleSource implements EndpointSource {
   }
 
   onChange(listener: (snapshot: EndpointSnapshot) => void): () => void {
-    const subscription = (snapshot: EndpointSnapshot) => listener(snapshot);
-    this.listeners.add(subscription);
-    return () => this.listeners.delete(subscription);
+    return this.listeners.add(listener);
   }
 
   status(): SourceStatus {
@@ -238,13 +237,7 @@ export class GatewayRuleSource implements EndpointSource {
       { source: this.key, version: snapshot.version, backends: snapshot.backends?.map((b) => `${b.key} w${b.weight}: ${b.ready.length} ready`) },
       'rule view changed',
     );
-    for (const listener of [...this.listeners]) {
-      try {
-        listener(snapshot);
-      } catch (err) {
-        log.error({ source: this.key, err: err instanceof Error ? err.message : String(err) }, 'endpoint view listener failed');
-      }
-    }
+    this.listeners.notify(snapshot, this.key);
   }
 
   private watch<T extends KubeObject>(kind: ResourceKind, namespace: string): HeldCache<T> {

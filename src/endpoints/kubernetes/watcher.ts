@@ -9,6 +9,7 @@
  */
 import { log } from '../../log.js';
 import type { Lease } from '../../shared.js';
+import { ViewListeners } from '../view-listeners.js';
 import { makeSnapshot, type Endpoint, type EndpointSnapshot, type EndpointSource } from '../types.js';
 import type { KubeObject } from './api.js';
 import { acquireObjectCache, ENDPOINT_SLICES, type ObjectCache, type ObjectCacheOptions, type ObjectChange } from './informer.js';
@@ -61,7 +62,7 @@ export class EndpointSliceWatcher implements EndpointSource {
   private endpoints: readonly Endpoint[] = [];
   private snapshot: EndpointSnapshot | undefined;
   private missingPort = '';
-  private readonly listeners = new Set<(snapshot: EndpointSnapshot) => void>();
+  private readonly listeners = new ViewListeners();
   private lastApplyMs: number | undefined;
   private lastRelistMs: number | undefined;
 
@@ -83,9 +84,7 @@ export class EndpointSliceWatcher implements EndpointSource {
   }
 
   onChange(listener: (snapshot: EndpointSnapshot) => void): () => void {
-    const subscription = (snapshot: EndpointSnapshot) => listener(snapshot);
-    this.listeners.add(subscription);
-    return () => this.listeners.delete(subscription);
+    return this.listeners.add(listener);
   }
 
   status(): EndpointSliceWatcherStatus {
@@ -148,13 +147,7 @@ export class EndpointSliceWatcher implements EndpointSource {
       { service: this.name, version: snapshot.version, ready: snapshot.ready.length, draining: snapshot.draining.length },
       'endpoint view changed',
     );
-    for (const listener of [...this.listeners]) {
-      try {
-        listener(snapshot);
-      } catch (err) {
-        log.error({ service: this.name, err: message(err) }, 'endpoint view listener failed');
-      }
-    }
+    this.listeners.notify(snapshot, this.name);
   }
 
   private warnOnMissingPort(): void {
@@ -167,8 +160,4 @@ export class EndpointSliceWatcher implements EndpointSource {
     }
     this.missingPort = missing;
   }
-}
-
-function message(err: unknown): string {
-  return err instanceof Error ? err.message : String(err);
 }
