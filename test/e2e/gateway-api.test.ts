@@ -211,6 +211,36 @@ describe('HTTPRoutes under KIC, zero-config', () => {
     expect(rule?.endpoints.filter((e) => e.backend === 'shop/web-v2:80').map((e) => e.host).sort()).toEqual(V2);
   });
 
+  it('a global plugin serves each Kong service with its own view: a Service, a rule, never one for the other', async () => {
+    const global = kong.addPlugin({ config: { secrets: [SECRET], cookie_name: 'g' } }).id;
+    const ingressV2 = { id: '0e3c1c3e-5555-4c4c-9a9a-000000000003', name: 'shop.web-v2.80', host: 'web-v2.shop.80.svc', port: 80, protocol: 'http' };
+    const viaGlobal = (service: Record<string, unknown>, route: Record<string, unknown> | null, cookie?: string) =>
+      kong.request({ service, route, headers: cookie ? { cookie } : {} }, { plugin: global, worker: 0 });
+    // Rule 1's Kong service (rules 1 and 3 have the same backendRefs: KIC names their service after rule 1).
+    const rule1 = kicService(NS, 'web', 1);
+    let r = await viaGlobal(ingressV2, null);
+    for (let i = 0; i < 200 && !r.target; i++) r = await viaGlobal(ingressV2, null);
+    let q = await viaGlobal(rule1, null);
+    for (let i = 0; i < 200 && !q.target; i++) q = await viaGlobal(rule1, null);
+    for (let i = 0; i < 10; i++) {
+      expect(backendOf(await viaGlobal(ingressV2, null))).toBe('v2');
+      expect(backendOf(await viaGlobal(rule1, null))).toBe('v1');
+    }
+    const ingressCookie = pair(r.responseHeaders['set-cookie']?.[0]);
+    expect(ingressCookie).toMatch(/^g=/);
+    // Each request asks for its Kong service (a global instance serves them all).
+    const pinned = await viaGlobal(ingressV2, null, ingressCookie);
+    expect(pinned.pdkCalls[0]?.method).toBe('kong.router.get_service');
+    expect(pinned.target).toEqual(r.target);
+    // The rule's own cookie (Permanent, a name of its own); the Service's token under it is no token there.
+    const ruleCookieName = pair(q.responseHeaders['set-cookie']?.[0]).split('=')[0] as string;
+    expect(ruleCookieName).toMatch(/^g_[0-9a-f]{8}$/);
+    const cross = await viaGlobal(rule1, null, `${ruleCookieName}=${ingressCookie.slice(2)}`);
+    expect(backendOf(cross)).toBe('v1');
+    expect(cross.responseHeaders['set-cookie']?.[0]).toMatch(new RegExp(`^${ruleCookieName}=`));
+    kong.removePlugin(global);
+  });
+
   it('round trips are those of an Ingress-bound instance, pinned and new alike; the rule is learnt once per instance', async () => {
     // The same KongPlugin on the Kong route KIC makes of an Ingress to web-v1 (service host <svc>.<ns>.<port>.svc).
     const ingressService = { id: '0e3c1c3e-5555-4c4c-9a9a-000000000001', name: 'shop.web-v1.80', host: 'web-v1.shop.80.svc', port: 80, protocol: 'http' };
