@@ -94,7 +94,7 @@ export function celRules(schema: unknown): string[] {
   return out;
 }
 
-const celKeyword: SchemaValidateFunction = function validate(rules: CelRule[], data: unknown): boolean {
+function celKeyword(rules: CelRule[], data: unknown): boolean {
   const errors: Array<Partial<ErrorObject>> = [];
   const self = celValue(data);
   for (const { rule, message } of rules) {
@@ -109,14 +109,15 @@ const celKeyword: SchemaValidateFunction = function validate(rules: CelRule[], d
     }
     if (result !== true) errors.push({ keyword: 'x-kubernetes-validations', message: message ?? `failed rule: ${rule}`, params: { rule } });
   }
-  validate.errors = errors;
+  celKeyword.errors = errors;
   return errors.length === 0;
-};
+}
+celKeyword.errors = [] as Array<Partial<ErrorObject>>;
 
 // ---------------------------------------------------------------------------------------
 // List types
 
-const listTypeKeyword: SchemaValidateFunction = function validate(listType: string, data: unknown, parentSchema?: Obj): boolean {
+function listTypeKeyword(listType: string, data: unknown, parentSchema?: Obj): boolean {
   if (!Array.isArray(data) || (listType !== 'map' && listType !== 'set')) return true;
   const keys = listType === 'map' && Array.isArray(parentSchema?.['x-kubernetes-list-map-keys']) ? (parentSchema['x-kubernetes-list-map-keys'] as string[]) : undefined;
   const seen = new Set<string>();
@@ -126,9 +127,10 @@ const listTypeKeyword: SchemaValidateFunction = function validate(listType: stri
     if (seen.has(id)) errors.push({ keyword: 'x-kubernetes-list-type', message: `duplicate entry ${keys ? `with ${keys.join(', ')} = ` : ''}${id} in a list of type ${listType}`, params: { listType } });
     seen.add(id);
   }
-  validate.errors = errors;
+  listTypeKeyword.errors = errors;
   return errors.length === 0;
-};
+}
+listTypeKeyword.errors = [] as Array<Partial<ErrorObject>>;
 
 // ---------------------------------------------------------------------------------------
 // Schema preparation: what the API server's strict field validation adds
@@ -170,8 +172,8 @@ ajv.addFormat('int64', { type: 'number', validate: (n: number) => Number.isSafeI
 ajv.addFormat('date-time', (s: string) => /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})$/.test(s) && !Number.isNaN(Date.parse(s)));
 ajv.addFormat('ipv4', (s: string) => isIPv4(s));
 ajv.addFormat('ipv6', (s: string) => isIPv6(s));
-ajv.addKeyword({ keyword: 'x-kubernetes-validations', schemaType: 'array', validate: celKeyword, errors: true });
-ajv.addKeyword({ keyword: 'x-kubernetes-list-type', schemaType: 'string', validate: listTypeKeyword, errors: true });
+ajv.addKeyword({ keyword: 'x-kubernetes-validations', schemaType: 'array', validate: celKeyword as SchemaValidateFunction, errors: true });
+ajv.addKeyword({ keyword: 'x-kubernetes-list-type', schemaType: 'string', validate: listTypeKeyword as SchemaValidateFunction, errors: true });
 // Read by the list-type keyword, or markers with no check of their own.
 for (const keyword of ['x-kubernetes-list-map-keys', 'x-kubernetes-map-type', 'x-kubernetes-preserve-unknown-fields', 'x-kubernetes-int-or-string']) ajv.addKeyword({ keyword });
 
