@@ -56,6 +56,11 @@ export function celCompatible(rule: string): string {
   return rule.replace(/has\(([^()]*\[[^\]]*\][^()]*)\.(\w+)\)/g, "('$2' in $1)");
 }
 
+/** The program of a CEL rule (cached); throws when cel-js cannot parse it. */
+export function compileCelRule(rule: string): (ctx: Obj) => unknown {
+  return celProgram(rule);
+}
+
 function celProgram(rule: string): (ctx: Obj) => unknown {
   let program = compiled.get(rule);
   if (!program) {
