@@ -10,6 +10,7 @@ import { readdirSync, readFileSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { readDocuments } from '../../src/cli/convert.js';
+import { extractSchemas } from './extract-gateway-api-schema.js';
 import { convert, DEFAULT_OPTIONS } from '../../src/convert/index.js';
 import { parseSessionPersistence } from '../../src/endpoints/gateway-api/session-persistence.js';
 import {
@@ -344,6 +345,12 @@ describe('the Gateway API schema', () => {
     // Experimental fields of v1.6.1: sessionPersistence without idleTimeout.
     const sp = at(gatewayApiSchema('gateway.networking.k8s.io/v1/HTTPRoute'), 'properties', 'spec', 'properties', 'rules', 'items', 'properties', 'sessionPersistence', 'properties');
     expect(Object.keys(sp as Obj).sort()).toEqual(['absoluteTimeout', 'cookieConfig', 'sessionName', 'type']);
+  });
+
+  // Set GATEWAY_API_CRDS to a directory with the v1.6.1 experimental CRDs (GATEWAY-API-SOURCE.md).
+  it.skipIf(!process.env.GATEWAY_API_CRDS)('is what extract-gateway-api-schema.ts makes of the CRDs in $GATEWAY_API_CRDS', () => {
+    const committed = JSON.parse(readFileSync(new URL('./gateway-api-v1.6.1-experimental.schema.json', import.meta.url), 'utf8')) as unknown;
+    expect(extractSchemas(String(process.env.GATEWAY_API_CRDS), 'v1.6.1', '8bb74df00e56ec8f944d48c25e6c1c9c2f6848e3')).toEqual(committed);
   });
 
   it('every CEL rule compiles (a schema update with a rule cel-js cannot run fails here)', () => {
