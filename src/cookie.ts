@@ -12,6 +12,8 @@ export interface CookieAttributes {
   readonly domain: string | null;
   /** Seconds; 0 = a browser-session cookie (no Max-Age). */
   readonly maxAge: number;
+  /** With maxAge: also an Expires attribute (Gateway API's Permanent lifetime asks for both). */
+  readonly expires?: boolean;
   readonly httpOnly: boolean;
   /** null = automatic: Secure when the client connection is HTTPS. */
   readonly secure: boolean | null;
@@ -23,6 +25,8 @@ export interface CookieContext {
   readonly https: boolean;
   /** Drop SameSite=None for clients known to mishandle it. */
   readonly omitSameSiteNone?: boolean;
+  /** Now, in ms since the epoch: for Expires. */
+  readonly nowMs?: number;
 }
 
 /** True when formatting needs the request scheme (one extra PDK round trip). */
@@ -34,6 +38,7 @@ export function formatSetCookie(attrs: CookieAttributes, value: string, ctx: Coo
   let out = `${attrs.name}=${value}; Path=${attrs.path}`;
   if (attrs.domain) out += `; Domain=${attrs.domain}`;
   if (attrs.maxAge > 0) out += `; Max-Age=${attrs.maxAge}`;
+  if (attrs.maxAge > 0 && attrs.expires) out += `; Expires=${new Date((ctx.nowMs ?? Date.now()) + attrs.maxAge * 1000).toUTCString()}`;
   // SameSite=None is only accepted by browsers together with Secure.
   const secure = attrs.sameSite === 'None' || (attrs.secure ?? ctx.https);
   if (secure) out += '; Secure';

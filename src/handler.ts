@@ -2,7 +2,7 @@ import type { Logger } from 'pino';
 import { decide } from './affinity/decide.js';
 import type { Decision } from './affinity/decision.js';
 import { acquireAffinityState } from './affinity/state.js';
-import { resolveConfig, type ResolvedConfig } from './config/resolve.js';
+import { resolveConfig, type ResolvedConfig, type SessionSettings } from './config/resolve.js';
 import { recordFailure } from './failover/log-phase.js';
 import { formatSetCookie, needsScheme } from './cookie.js';
 import { InstanceSource, type ReadySource } from './kong/instance-source.js';
@@ -49,9 +49,9 @@ export class StickySession {
     // (metrics served, or decision lines written), and never for a global instance, which
     // serves every service.
     const learnName = cfg.binding !== 'global' && (metricsOn() || this.decisionLog !== undefined);
-    this.source = new InstanceSource(cfg, learnName, (sourceKey) =>
+    this.source = new InstanceSource(cfg, learnName, (sourceKey, tokenBinding) =>
       acquireAffinityState({
-        binding: cfg.binding,
+        binding: tokenBinding ?? cfg.binding,
         secrets: cfg.secrets,
         sourceKey,
         strategy: cfg.strategy,
@@ -74,14 +74,16 @@ export class StickySession {
       const snapshot = ready.source.current();
       if (!snapshot) return this.passthrough(ready.source.key);
 
-      const incoming = await this.readToken(kong, ready.state.codec);
+      // The KongPlugin's settings, or an HTTPRoute rule's sessionPersistence over them.
+      const settings = ready.settings();
+      const incoming = await this.readToken(kong, ready.state.codec, settings);
       // Off (the common case), no call and no await: every promise is garbage per request.
-      const legacy = this.legacy.length === 0 ? undefined : await this.readLegacyCookie(kong, incoming, ready, snapshot);
-      const decision = decide(incoming.token, snapshot, ready.state, this.cfg.policy, nowSeconds(), legacy?.endpoint);
+      const legacy = this.legacy.length === 0 ? undefined : await this.readLegacyCookie(kong, incoming, ready, snapshot, settings);
+      const decision = decide(incoming.token, snapshot, ready.state, settings.policy, nowSeconds(), legacy?.endpoint);
       observeDecision(decision, this.cfg.binding);
       if (legacy) observeLegacyCookie(this.cfg.binding, legacy.cookie, decision.kind === 'new' && decision.reason === 'legacy' ? 'pinned' : 'no-match');
       if (this.decisionLog) logDecision(this.decisionLog, decision, this.cfg.binding, ready.source.key);
-      await this.apply(kong, decision, incoming.via);
+      await this.apply(kong, decision, incoming.via, settings);
     } catch (err) {
       // Never let an exception reach kong-pdk: Kong would proxy blindly without a word.
       log.error({ err, service: this.cfg.binding }, 'sticky-session access failed; request proxied by Kong');
@@ -94,16 +96,16 @@ export class StickySession {
   }
 
   /** The token, the way it came, and the raw value of our cookie if it was read. */
-  private async readToken(kong: KongPdk, codec: TokenCodec): Promise<Incoming> {
+  private async readToken(kong: KongPdk, codec: TokenCodec, s: SessionSettings): Promise<Incoming> {
     let cookie: string | undefined;
-    if (this.cfg.readCookie) {
-      cookie = (await kong.nginx.getVar(this.cfg.cookieVar)) || undefined;
+    if (s.readCookie) {
+      cookie = (await kong.nginx.getVar(s.cookieVar)) || undefined;
       // With both transports, a cookie that does not verify (another service's, a retired
       // secret's) must not hide a good header token. A valid one is cached for decide().
-      if (cookie && (!this.cfg.readHeader || codec.verify(cookie).ok)) return { token: cookie, via: 'cookie', cookie };
+      if (cookie && (!s.readHeader || codec.verify(cookie).ok)) return { token: cookie, via: 'cookie', cookie };
     }
-    if (this.cfg.readHeader) {
-      const v = await kong.request.getHeader(this.cfg.headerName);
+    if (s.readHeader) {
+      const v = await kong.request.getHeader(s.headerName);
       if (v) return { token: v, via: 'header', cookie };
     }
     return cookie ? { token: cookie, via: 'cookie', cookie } : { token: undefined, via: 'none', cookie };
@@ -114,13 +116,19 @@ export class StickySession {
    * selects an endpoint; none for one under our own cookie's name) only when legacy cookies
    * are on and no token of ours verifies.
    */
-  private async readLegacyCookie(kong: KongPdk, incoming: Incoming, ready: ReadySource, snapshot: EndpointSnapshot): Promise<LegacyMatch | undefined> {
+  private async readLegacyCookie(
+    kong: KongPdk,
+    incoming: Incoming,
+    ready: ReadySource,
+    snapshot: EndpointSnapshot,
+    s: SessionSettings,
+  ): Promise<LegacyMatch | undefined> {
     const { token } = incoming;
     if (token && ready.state.codec.verify(token).ok) return undefined;
     for (const cookie of this.legacy) {
       // Under our own cookie's name (the old cookie is replaced by ours), the value is read already.
       const value =
-        this.cfg.readCookie && cookie.config.cookieVar === this.cfg.cookieVar ? incoming.cookie : await kong.nginx.getVar(cookie.config.cookieVar);
+        s.readCookie && cookie.config.cookieVar === s.cookieVar ? incoming.cookie : await kong.nginx.getVar(cookie.config.cookieVar);
       if (!value) continue;
       const endpoint = cookie.resolve(value, snapshot, ready.service);
       if (endpoint) return { cookie: cookie.config, endpoint };
@@ -129,7 +137,7 @@ export class StickySession {
     return undefined;
   }
 
-  private async apply(kong: KongPdk, d: Decision, via: Via): Promise<void> {
+  private async apply(kong: KongPdk, d: Decision, via: Via, s: SessionSettings): Promise<void> {
     switch (d.kind) {
       case 'passthrough':
         return;
@@ -145,7 +153,7 @@ export class StickySession {
         return;
       case 'pin':
         await setTargetKeepingHost(kong, d.endpoint.host, d.endpoint.port);
-        if (d.reissue) await this.sendToken(kong, d.reissue.token, via);
+        if (d.reissue) await this.sendToken(kong, d.reissue.token, via, s);
         return;
       case 'new':
       case 'repin':
@@ -153,15 +161,15 @@ export class StickySession {
           this.warnSometimes('fallback', 'no ready endpoint: new sessions go to serving, terminating endpoints (no_ready_endpoint=draining)');
         }
         await setTargetKeepingHost(kong, d.endpoint.host, d.endpoint.port);
-        await this.sendToken(kong, d.token, via);
+        await this.sendToken(kong, d.token, via, s);
         return;
     }
   }
 
   /** Returns the token the way it came; a client that sent none gets every configured way. */
-  private async sendToken(kong: KongPdk, token: string, via: Via): Promise<void> {
-    if (this.cfg.readCookie && via !== 'header') {
-      const attrs = this.cfg.cookie;
+  private async sendToken(kong: KongPdk, token: string, via: Via, s: SessionSettings): Promise<void> {
+    if (s.readCookie && via !== 'header') {
+      const attrs = s.cookie;
       const https = needsScheme(attrs) ? (await kong.request.getForwardedScheme()) === 'https' : false;
       let omitSameSiteNone = false;
       if (attrs.sameSite === 'None' && this.cfg.sameSiteNoneExempt.length > 0) {
@@ -170,8 +178,8 @@ export class StickySession {
       }
       await kong.response.addHeader('Set-Cookie', formatSetCookie(attrs, token, { https, omitSameSiteNone }));
     }
-    if (this.cfg.readHeader && via !== 'cookie') {
-      await kong.response.setHeader(this.cfg.headerName, token);
+    if (s.readHeader && via !== 'cookie') {
+      await kong.response.setHeader(s.headerName, token);
     }
   }
 

@@ -90,7 +90,9 @@ export class TokenCodec {
     this.body = this.scratch.subarray(this.tokenAt, this.tokenAt + BODY_LEN);
     this.presentedMac = this.scratch.subarray(this.tokenAt + BODY_LEN);
     this.refPrefix = Buffer.from(`ref\0${opts.binding}\0`, 'utf8');
-    this.verified = new LRUCache({ max: opts.cacheSize ?? 50_000 });
+    // Bounded by maxSize, not max: with max, lru-cache allocates its arrays for every entry
+    // at once (~1.4 MB at 50,000), per service, before a single token was seen.
+    this.verified = new LRUCache({ maxSize: opts.cacheSize ?? 50_000, sizeCalculation: () => 1 });
   }
 
   get keyCount(): number {

@@ -1,4 +1,4 @@
-import type { SessionTable, Strategy } from '../balancer/index.js';
+import type { SessionTable, Strategy, WeightedSplit } from '../balancer/index.js';
 import type { Endpoint, EndpointSnapshot } from '../endpoints/types.js';
 import type { TokenCodec } from '../token.js';
 import type { Decision, NewReason, RepinReason } from './decision.js';
@@ -25,6 +25,8 @@ export interface AffinityState {
   readonly refs: RefIndex;
   readonly sessions: SessionTable;
   readonly strategy: Strategy;
+  /** Which backend of a traffic split a new session goes to (views with `backends`). */
+  readonly split: WeightedSplit;
   /** Endpoints recently seen failing (change on failure); none by default. */
   readonly isFailing?: ((endpointId: string) => boolean) | undefined;
   /** Where the log phase records failures, when change on failure is on. */
@@ -100,7 +102,10 @@ function choose(
   policy: AffinityPolicy,
   now: number,
 ): { endpoint: Endpoint; token: string; fallback: boolean } | undefined {
-  let candidates = usable(snapshot.ready, state);
+  // A traffic split picks the backend first, by weight; weight-0 backends take no new session.
+  let candidates = snapshot.backends
+    ? (state.split.pick(snapshot.backends, (ready) => usable(ready, state)) ?? [])
+    : usable(snapshot.ready, state);
   let fallback = false;
   if (candidates.length === 0 && policy.noReadyEndpoint === 'draining') {
     candidates = usable(snapshot.draining, state);

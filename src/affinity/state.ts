@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { createStrategy, SessionTable, type StrategyName } from '../balancer/index.js';
+import { createStrategy, SessionTable, WeightedSplit, type StrategyName } from '../balancer/index.js';
 import { SharedRegistry, type Lease } from '../shared.js';
 import { TokenCodec } from '../token.js';
 import type { AffinityState } from './decide.js';
@@ -38,6 +38,7 @@ export function acquireAffinityState(key: StateKey): Lease<AffinityState> {
       refs: new RefIndex(codec),
       sessions: new SessionTable({ ttlMs: key.sessionTtlMs }),
       strategy: createStrategy(key.strategy),
+      split: new WeightedSplit(),
       failures,
       isFailing: failures?.isFailing,
     };

@@ -4,6 +4,7 @@ import { type RandomInt, type Strategy, type StrategyName, mathRandomInt } from 
 import { TwoChoices } from './two-choices.js';
 
 export { SessionTable } from './session-table.js';
+export { WeightedSplit } from './weighted-split.js';
 export type { Strategy, StrategyName } from './strategy.js';
 export { STRATEGY_NAMES } from './strategy.js';
 

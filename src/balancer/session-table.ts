@@ -28,7 +28,10 @@ export class SessionTable {
     const ttl = opts.ttlMs ?? 30 * 60_000;
     this.purgeEveryMs = Math.max(1_000, ttl / 10);
     this.sessions = new LRUCache<string, string>({
-      max: opts.max ?? 50_000,
+      // maxSize, not max: with max, lru-cache allocates its arrays for every entry at once
+      // (~2 MB at 50,000, per service), however few sessions the service has.
+      maxSize: opts.max ?? 50_000,
+      sizeCalculation: () => 1,
       ttl,
       updateAgeOnGet: true,
       // Read the clock on every call (the default caches it for 1 ms), and never report 0:

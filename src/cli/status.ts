@@ -124,6 +124,10 @@ export function formatStatus(view: StatusView, now = Date.now()): string {
       const sessions = s.endpoints.reduce((n, e) => n + e.activeSessions, 0);
       lines.push(`  ${s.endpoints.length} endpoints (${ready} ready, ${s.endpoints.length - ready} draining), ${sessions} active sessions`);
     }
+    // A traffic split: where new sessions go (weight) and where sessions are, per backend Service.
+    for (const b of s.backends ?? []) {
+      lines.push(`  backend ${b.backend}: weight ${b.weight}, ${b.ready} ready, ${b.draining} draining, ${b.activeSessions} active sessions`);
+    }
     lines.push('');
   }
   return `${lines.join('\n').trimEnd()}\n`;

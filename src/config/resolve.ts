@@ -13,10 +13,28 @@ import type { PluginConfig } from './schema.js';
  * the checks a schema cannot express. A bad value throws a ConfigError naming the field:
  * nothing half-applies, and the instance stands aside (config/refusal.ts) rather than fail.
  */
-export interface ResolvedConfig {
+export interface ResolvedConfig extends SessionSettings {
   readonly secrets: readonly string[];
   /** What tokens are bound to: the Kong service (or route) the plugin runs for. */
   readonly binding: string;
+  readonly sameSiteNoneExempt: readonly RegExp[];
+  readonly source: SourceConfig;
+  readonly strategy: StrategyName;
+  /** idle_refresh_percent: how far into the idle timeout a pinned token is re-issued. */
+  readonly idleRefreshPercent: number;
+  /** Change on failure, when on: statuses that mark an endpoint, and for how long. */
+  readonly failover: { readonly statuses: ReadonlySet<number>; readonly holdMs: number } | null;
+  /** Level of this instance's decision log lines; null: the process's level. */
+  readonly logLevel: LogLevel | null;
+  /** Legacy cookies honoured for clients without a valid token, in order; empty: off. */
+  readonly legacyCookies: readonly LegacyCookieConfig[];
+}
+
+/**
+ * How a session's token travels and lives. From the KongPlugin's config, or from an HTTPRoute
+ * rule's sessionPersistence over it (config/session-persistence.ts).
+ */
+export interface SessionSettings {
   readonly readCookie: boolean;
   readonly readHeader: boolean;
   /** Header that carries the token (request lookups ignore case, as Kong's do). */
@@ -24,16 +42,7 @@ export interface ResolvedConfig {
   readonly cookie: CookieAttributes;
   /** nginx variable that holds the affinity cookie. */
   readonly cookieVar: string;
-  readonly sameSiteNoneExempt: readonly RegExp[];
-  readonly source: SourceConfig;
-  readonly strategy: StrategyName;
   readonly policy: AffinityPolicy;
-  /** Change on failure, when on: statuses that mark an endpoint, and for how long. */
-  readonly failover: { readonly statuses: ReadonlySet<number>; readonly holdMs: number } | null;
-  /** Level of this instance's decision log lines; null: the process's level. */
-  readonly logLevel: LogLevel | null;
-  /** Legacy cookies honoured for clients without a valid token, in order; empty: off. */
-  readonly legacyCookies: readonly LegacyCookieConfig[];
 }
 
 export type SourceConfig =
@@ -118,13 +127,13 @@ export function resolveConfig(raw: unknown, opts: ResolveOptions = { logPhase: t
     sameSiteNoneExempt: exempt,
     source: resolveSource(c),
     strategy: c.balancer ?? 'least-sessions',
+    idleRefreshPercent: refreshPercent,
     policy: {
       strict: c.strict ?? false,
       noReadyEndpoint: c.no_ready_endpoint ?? 'draining',
       absoluteTimeout: c.absolute_timeout ?? 0,
       idleTimeout,
-      // At least a second: a 0 would re-issue the token on every request.
-      refreshAfter: idleTimeout > 0 ? Math.max(1, Math.floor((idleTimeout * refreshPercent) / 100)) : 0,
+      refreshAfter: refreshAfter(idleTimeout, refreshPercent),
     },
     failover: c.change_on_failure
       ? { statuses: new Set(c.failure_statuses ?? [502, 504]), holdMs: (c.failure_timeout ?? 10) * 1000 }
@@ -132,6 +141,11 @@ export function resolveConfig(raw: unknown, opts: ResolveOptions = { logPhase: t
     logLevel: resolveLogLevel(c.log_level),
     legacyCookies: resolveLegacyCookies(c),
   };
+}
+
+/** When a pinned token is re-issued: at least a second in (a 0 would re-issue it on every request). */
+export function refreshAfter(idleTimeout: number, refreshPercent: number): number {
+  return idleTimeout > 0 ? Math.max(1, Math.floor((idleTimeout * refreshPercent) / 100)) : 0;
 }
 
 /**

@@ -12,7 +12,7 @@
  */
 import { parseSessionPersistence } from '../endpoints/gateway-api/session-persistence.js';
 import type { ConvertContext } from './context.js';
-import { parseGatewayDuration } from './duration.js';
+import { parseGatewayDuration } from '../endpoints/gateway-api/duration.js';
 import { pluginName } from './emit.js';
 import { at, describe, isObj, nameOf, namespaceOf, type Obj } from './model.js';
 

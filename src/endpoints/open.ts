@@ -1,4 +1,5 @@
 import type { Lease } from '../shared.js';
+import { gatewayRuleSourceKey, GatewayRuleSource, type GatewayRuleIdentity, type GatewayRuleSourceOptions } from './gateway-api/rule-source.js';
 import { clientNode } from './kubernetes/client-node.js';
 import { inKubernetes } from './kubernetes/kubeconfig.js';
 import { sources } from './registry.js';
@@ -11,6 +12,11 @@ import type { Endpoint, EndpointSource } from './types.js';
 if (inKubernetes()) clientNode();
 
 export { acquireKubernetesSource as openKubernetesSource, resolveServiceRef } from './kubernetes/index.js';
+
+/** Opens (or joins) the process-wide view of the HTTPRoute rule `identity` names. */
+export function openGatewayRuleSource(identity: GatewayRuleIdentity, options?: GatewayRuleSourceOptions): Lease<EndpointSource> {
+  return sources.acquire(gatewayRuleSourceKey(identity), () => new GatewayRuleSource(identity, options));
+}
 
 /** Opens (or joins) the process-wide static source for these targets. */
 export function openStaticSource(endpoints: readonly Endpoint[]): Lease<EndpointSource> {

@@ -23,6 +23,20 @@ export interface Endpoint {
   readonly condition: EndpointCondition;
   /** Relative weight for weighted strategies; 1 unless a static target says otherwise. */
   readonly weight: number;
+  /** The backend it belongs to in a traffic split (`<namespace>/<service>:<port>`); unset otherwise. */
+  readonly backend?: string;
+}
+
+/**
+ * One backend of a traffic split (a Gateway API backendRef): new sessions go to it in
+ * proportion to its weight; weight 0 takes none, yet its pinned sessions stay.
+ */
+export interface BackendShare {
+  /** `<namespace>/<service>:<port>`, as its endpoints' `backend`. */
+  readonly key: string;
+  readonly weight: number;
+  /** Its endpoints that take new sessions, in the view's order. */
+  readonly ready: readonly Endpoint[];
 }
 
 export interface EndpointSnapshot {
@@ -33,6 +47,11 @@ export interface EndpointSnapshot {
   readonly ready: readonly Endpoint[];
   /** Serving, terminating endpoints, in the source's order. */
   readonly draining: readonly Endpoint[];
+  /**
+   * Set for a traffic split: new sessions pick a backend by weight first, then one of its
+   * ready endpoints. `ready` then holds every backend's, weight 0 included (for status).
+   */
+  readonly backends?: readonly BackendShare[];
   /**
    * Set when the snapshot was derived from another one: what differs. Lets caches keyed by
    * snapshot (the token ref index) patch themselves instead of rebuilding.

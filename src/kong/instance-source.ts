@@ -1,8 +1,11 @@
 import type { AffinityState } from '../affinity/decide.js';
-import type { ResolvedConfig } from '../config/resolve.js';
+import type { ResolvedConfig, SessionSettings } from '../config/resolve.js';
+import { sessionSettingsOf } from '../config/session-persistence.js';
 import { log } from '../log.js';
 import { nameService } from '../observability/index.js';
-import { openKubernetesSource, openStaticSource, resolveServiceRef } from '../endpoints/open.js';
+import { openGatewayRuleSource, openKubernetesSource, openStaticSource, resolveServiceRef } from '../endpoints/open.js';
+import { identifyKicRoute, parseKicServiceName } from '../endpoints/gateway-api/kic-names.js';
+import type { GatewayRuleIdentity, GatewayRuleSource, RuleReading } from '../endpoints/gateway-api/rule-source.js';
 import type { ServiceRef } from '../endpoints/kubernetes/service-ref.js';
 import type { EndpointSource } from '../endpoints/types.js';
 import type { KongPdk } from './pdk.js';
@@ -11,15 +14,22 @@ import type { Lease } from '../shared.js';
 export interface ReadySource {
   readonly source: EndpointSource;
   readonly state: AffinityState;
-  /** The Kubernetes Service it watches; undefined for static targets. */
+  /** The Kubernetes Service it watches; undefined for static targets and HTTPRoute rules. */
   readonly service?: ServiceRef | undefined;
+  /** How the token travels and lives for this request: the KongPlugin's, or the rule's sessionPersistence over it. */
+  settings(): SessionSettings;
 }
+
+/** Opens the affinity state of a source; `tokenBinding` overrides what tokens are bound to. */
+export type AcquireState = (sourceKey: string, tokenBinding?: string) => Lease<AffinityState>;
 
 /**
  * The endpoint source and affinity state of one plugin instance, both process-wide and
  * shared. Static targets and explicit Kubernetes coordinates open at instance start. The
  * Kong service is asked for (one PDK call) on the instance's first request, when its name is
- * wanted for metrics and logs or its host names the Service (KIC).
+ * wanted for metrics and logs or its host names the Service or the HTTPRoute rule (KIC); a
+ * route-bound instance under an HTTPRoute also asks for its Kong route once, whose name and
+ * tags name the rule exactly.
  */
 export class InstanceSource {
   private ready: ReadySource | undefined;
@@ -33,7 +43,7 @@ export class InstanceSource {
   constructor(
     private readonly cfg: ResolvedConfig,
     learnServiceName: boolean,
-    private readonly acquireState: (sourceKey: string) => Lease<AffinityState>,
+    private readonly acquireState: AcquireState,
   ) {
     this.serviceSeen = !learnServiceName;
     const s = cfg.source;
@@ -62,7 +72,8 @@ export class InstanceSource {
 
   /**
    * The Kong service this request is for, asked once per instance: its name labels the
-   * binding's metrics and decision lines, and under KIC its host names the Kubernetes Service.
+   * binding's metrics and decision lines, and under KIC its host names the Kubernetes Service
+   * or the HTTPRoute rule.
    */
   private async askService(kong: KongPdk): Promise<ReadySource | undefined> {
     const service = await kong.router.getService();
@@ -71,7 +82,48 @@ export class InstanceSource {
       if (service?.name) nameService(this.cfg.binding, service.name);
     }
     if (this.ready || this.closed) return this.ready;
-    return this.resolve(service?.host ?? null);
+    const host = service?.host ?? null;
+    const s = this.cfg.source;
+    if (s.kind === 'kubernetes' && !s.namespace && !s.service && parseKicServiceName(host)) {
+      return this.openRule({ host: host as string, rule: await this.routeRule(kong) });
+    }
+    return this.resolve(host);
+  }
+
+  /** The HTTPRoute rule a route-bound instance's Kong route names (KIC route name and tags). */
+  private async routeRule(kong: KongPdk): Promise<GatewayRuleIdentity['rule']> {
+    if (!this.cfg.binding.startsWith('route:')) return undefined;
+    const route = await kong.router.getRoute();
+    const id = identifyKicRoute(route?.name, route?.tags);
+    return id?.rule === undefined ? undefined : { namespace: id.namespace, name: id.name, index: id.rule };
+  }
+
+  /** Opens the view of the HTTPRoute rule (a concurrent first request may have done it already). */
+  private openRule(identity: GatewayRuleIdentity): ReadySource | undefined {
+    if (this.ready || this.closed) return this.ready;
+    const lease = openGatewayRuleSource(identity);
+    const source = lease.value as GatewayRuleSource;
+    // Tokens are bound to the rule: the matches of one rule share sessions, two rules never do.
+    const state = this.acquireState(source.key, source.key);
+    this.leases.push(lease, state);
+    const cfg = this.cfg;
+    let reading: RuleReading | undefined;
+    let settings: SessionSettings = cfg;
+    this.ready = {
+      source,
+      state: state.value,
+      settings() {
+        const now = source.rule();
+        if (now !== reading) {
+          reading = now;
+          const policy = now?.sessionPolicy;
+          settings = policy?.ok ? sessionSettingsOf(cfg, policy.policy, source.key) : cfg;
+        }
+        return settings;
+      },
+    };
+    log.info({ service: cfg.binding, source: source.key, host: identity.host }, 'serving an HTTPRoute rule');
+    return this.ready;
   }
 
   /** Opens the watch of the Service named by the config, or else by the Kong service host. */
@@ -94,6 +146,7 @@ export class InstanceSource {
   private open(sourceLease: Lease<EndpointSource>, service?: ServiceRef): void {
     const state = this.acquireState(sourceLease.value.key);
     this.leases.push(sourceLease, state);
-    this.ready = { source: sourceLease.value, state: state.value, service };
+    const cfg = this.cfg;
+    this.ready = { source: sourceLease.value, state: state.value, service, settings: () => cfg };
   }
 }

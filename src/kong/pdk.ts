@@ -13,6 +13,7 @@ export interface KongPdk {
   };
   readonly router: {
     getService(): Promise<{ host?: string | null; id?: string | null; name?: string | null } | null | undefined>;
+    getRoute(): Promise<{ id?: string | null; name?: string | null; tags?: readonly string[] | null } | null | undefined>;
   };
   readonly service: {
     setTarget(host: string, port: number): Promise<unknown>;

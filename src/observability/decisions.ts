@@ -61,6 +61,23 @@ export function observeDecision(d: Decision, service: string): void {
     counts.set(service, cells);
   }
   cells[slotOf(d)]!++;
+  // Traffic splits: also per backend Service, by outcome.
+  if ('endpoint' in d && d.endpoint.backend !== undefined) observeBackend(service, d.endpoint.backend, outcomeOf(d));
+}
+
+const backendCounts = new Map<string, Map<string, Map<Outcome, number>>>();
+
+function observeBackend(service: string, backend: string, outcome: Outcome): void {
+  let byBackend = backendCounts.get(service);
+  if (byBackend === undefined) backendCounts.set(service, (byBackend = new Map()));
+  let byOutcome = byBackend.get(backend);
+  if (byOutcome === undefined) byBackend.set(backend, (byOutcome = new Map()));
+  byOutcome.set(outcome, (byOutcome.get(outcome) ?? 0) + 1);
+}
+
+/** Decisions that routed to a backend of a traffic split: service -> backend -> outcome -> count. */
+export function backendDecisionCounts(): ReadonlyMap<string, ReadonlyMap<string, ReadonlyMap<Outcome, number>>> {
+  return backendCounts;
 }
 
 /** Counts so far per service, cells indexed like DECISION_SLOTS. Live arrays: read, do not keep. */

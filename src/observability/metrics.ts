@@ -1,9 +1,9 @@
 import { collectDefaultMetrics, Counter, Gauge, Registry } from 'prom-client';
-import { DECISION_SLOTS, decisionCounts, TOKEN_REJECTIONS } from './decisions.js';
+import { backendDecisionCounts, DECISION_SLOTS, decisionCounts, TOKEN_REJECTIONS } from './decisions.js';
 import { configErrors } from './config-errors.js';
 import { serviceName } from './service-names.js';
 import { legacyCookieCounts } from './legacy-cookies.js';
-import { sourceFacts, type SourceFacts } from './status.js';
+import { backendFacts, sourceFacts, type SourceFacts } from './status.js';
 
 /**
  * The Prometheus registry of the plugin-server process. Nothing here runs per request:
@@ -41,6 +41,46 @@ export function createMetrics(): Metrics {
       for (const [service, cells] of decisionCounts()) {
         const named = withName(service);
         DECISION_SLOTS.forEach(({ outcome, reason }, i) => this.inc({ ...named, outcome, reason }, cells[i] ?? 0));
+      }
+    },
+  });
+
+  new Counter({
+    name: `${PREFIX}backend_decisions_total`,
+    help: 'Decisions that routed to a backend Service of a traffic split (an HTTPRoute rule with weighted backendRefs), by outcome (new, pinned, pinned_draining, repinned).',
+    labelNames: ['service', 'service_name', 'backend', 'outcome'] as const,
+    registers: [registry],
+    collect() {
+      this.reset();
+      for (const [service, byBackend] of backendDecisionCounts()) {
+        const named = withName(service);
+        for (const [backend, byOutcome] of byBackend) for (const [outcome, n] of byOutcome) this.inc({ ...named, backend, outcome }, n);
+      }
+    },
+  });
+
+  new Gauge({
+    name: `${PREFIX}backend_sessions`,
+    help: 'Sessions seen within the session TTL on the pods of each backend Service of a traffic split, by this process.',
+    labelNames: ['source', 'backend'] as const,
+    registers: [registry],
+    collect() {
+      this.reset();
+      for (const f of facts()) {
+        for (const b of backendFacts(f)) this.set({ source: f.key, backend: b.key }, b.sessions);
+      }
+    },
+  });
+
+  new Gauge({
+    name: `${PREFIX}backend_weight`,
+    help: 'The weight of each backend Service of a traffic split, as the HTTPRoute rule says: the share of new sessions it takes.',
+    labelNames: ['source', 'backend'] as const,
+    registers: [registry],
+    collect() {
+      this.reset();
+      for (const f of facts()) {
+        for (const b of backendFacts(f)) this.set({ source: f.key, backend: b.key }, b.weight);
       }
     },
   });

@@ -31,7 +31,7 @@ export interface ConfigErrorStatus {
 export interface ServiceStatus {
   /** The source key: `k8s:<namespace>/<service>:<port>` or `static:<hash>`. */
   readonly source: string;
-  readonly kind: 'kubernetes' | 'static';
+  readonly kind: 'kubernetes' | 'httproute' | 'static';
   /** Kong services (or routes) whose tokens point into this source. */
   readonly bindings: readonly string[];
   readonly synced: boolean;
@@ -43,6 +43,18 @@ export interface ServiceStatus {
   /** Version of the endpoint view (increases with every change); null before the first sync. */
   readonly version: number | null;
   readonly endpoints: readonly EndpointStatus[];
+  /** A traffic split (an HTTPRoute rule): its backend Services, weights and sessions. */
+  readonly backends?: readonly BackendStatus[];
+}
+
+export interface BackendStatus {
+  /** `<namespace>/<service>:<port>`. */
+  readonly backend: string;
+  readonly weight: number;
+  readonly ready: number;
+  readonly draining: number;
+  /** Sessions seen on its pods by this process within the session TTL. */
+  readonly activeSessions: number;
 }
 
 export interface EndpointStatus {
@@ -53,6 +65,8 @@ export interface EndpointStatus {
   readonly host: string;
   readonly port: number;
   readonly condition: EndpointCondition;
+  /** Its backend Service in a traffic split. */
+  readonly backend?: string;
   /** Sessions seen on this endpoint by this process within the session TTL (all workers). */
   readonly activeSessions: number;
 }
@@ -90,6 +104,20 @@ export function sourceFacts(): SourceFacts[] {
   return facts.sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
 }
 
+/** The backends of a traffic split with their weights, endpoint counts and sessions; [] for other sources. */
+export function backendFacts(f: SourceFacts): Array<{ key: string; weight: number; ready: number; draining: number; sessions: number }> {
+  const snapshot = f.source.current();
+  if (!snapshot?.backends) return [];
+  const out = new Map(snapshot.backends.map((b) => [b.key, { key: b.key, weight: b.weight, ready: b.ready.length, draining: 0, sessions: 0 }]));
+  for (const e of snapshot.byId.values()) {
+    const b = e.backend === undefined ? undefined : out.get(e.backend);
+    if (!b) continue;
+    if (e.condition === 'draining') b.draining++;
+    b.sessions += f.sessions.get(e.id) ?? 0;
+  }
+  return [...out.values()];
+}
+
 /** Refused configs of live instances, one entry per (service, field, message). */
 function configErrorStatus(): ConfigErrorStatus[] {
   const byKey = new Map<string, { service: string; field: string; message: string; since: number; instances: number }>();
@@ -114,7 +142,7 @@ export function buildStatus(now = Date.now()): StatusView {
       const { lastSyncAt, lastError } = f.status;
       return {
         source: f.key,
-        kind: f.key.startsWith('static:') ? 'static' : 'kubernetes',
+        kind: f.key.startsWith('static:') ? 'static' : f.key.startsWith('k8s:') ? 'kubernetes' : 'httproute',
         bindings: f.bindings,
         synced: f.status.synced,
         lastSyncAt: lastSyncAt === undefined ? null : new Date(lastSyncAt).toISOString(),
@@ -129,9 +157,13 @@ export function buildStatus(now = Date.now()): StatusView {
               host: e.host,
               port: e.port,
               condition: e.condition,
+              ...(e.backend === undefined ? {} : { backend: e.backend }),
               activeSessions: f.sessions.get(e.id) ?? 0,
             }))
           : [],
+        ...(snapshot?.backends
+          ? { backends: backendFacts(f).map((b) => ({ backend: b.key, weight: b.weight, ready: b.ready, draining: b.draining, activeSessions: b.sessions })) }
+          : {}),
       };
     }),
   };

@@ -9,6 +9,7 @@
  *   proxy        part 1: (a) noop, (b) floor, (h) floor + Host work, (c) pinned, (d) new, 1/2/8 workers
  *   memory       part 4: RSS after many sessions, and a short steady run
  *   propagation  part 5: API server write -> decision, through the real plugin server
+ *   watch-scale  1,000 watched Services: API-server connections, sync time, RSS, propagation
  *
  * Each part prints its own tables; the summary of every target comes last, with the
  * machine. `--only core,proxy` runs some parts; `--quick` shortens every part (for trying
@@ -43,6 +44,7 @@ const PARTS: readonly Part[] = [
     quickArgs: ['--in-process-sessions', '200000', '--sessions', '20000', '--minutes', '0.25', '--every', '5'],
   },
   { name: 'propagation', file: 'propagation.ts', args: ['--runs', '3', '--rounds', '100'], quickArgs: ['--runs', '1', '--rounds', '20'] },
+  { name: 'watch-scale', file: 'watch-scale.ts', args: ['--services', '1000', '--rounds', '100'], quickArgs: ['--services', '200', '--rounds', '20'] },
 ];
 
 const here = path.dirname(fileURLToPath(import.meta.url));

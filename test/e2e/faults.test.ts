@@ -135,8 +135,8 @@ describe('API server faults and plugin-server restarts, with traffic flowing', (
     expectClean(during);
     // Sessions of v1-1 were still served by it (its last good view), not re-pinned.
     expect(during.filter((r) => r.start > hungAt && r.target === 'uid-cart-v1-1' && r.sentPin === 'uid-cart-v1-1').length).toBeGreaterThan(0);
-    // A load balancer in front of the API server resets the connections (a hung request
-    // would otherwise be given up after the watcher's 30 s request timeout).
+    // A load balancer in front of the API server resets the connections (without that, a
+    // hung request is given up after 2 s: test/e2e/hung-apiserver.test.ts).
     scenario.api.hang(false);
     await scenario.api.stop();
     await scenario.api.start();

@@ -1,6 +1,9 @@
 /**
- * A stand-in kube-apiserver for `discovery.k8s.io/v1` EndpointSlices, speaking the real
- * list/watch protocol so that the real `@kubernetes/client-node` works against it unchanged.
+ * A stand-in kube-apiserver for `discovery.k8s.io/v1` EndpointSlices, core/v1 Services,
+ * Gateway API HTTPRoutes (`gateway.networking.k8s.io/v1`) and ReferenceGrants (`v1beta1`),
+ * speaking the real list/watch protocol so that the real `@kubernetes/client-node` works
+ * against it unchanged: namespaced paths and all-namespaces paths (`/api/v1/services`,
+ * `/apis/<group>/<version>/[namespaces/<ns>/]<plural>`).
  *
  * Modelled on what a real API server does (and what design-notes.md records):
  * - one global resourceVersion counter, like etcd's revision, on every write;
@@ -10,7 +13,8 @@
  * - BOOKMARK events only when `allowWatchBookmarks=true`; `timeoutSeconds` ends a watch;
  * - conditions are stored as written, never defaulted;
  * - addresses in 127.0.0.0/8 (and other ranges real validation refuses) are 422 Invalid.
- * Plus faults for tests: injected 5xx, hung requests, cut streams, restarts, downtime.
+ * Plus faults for tests: injected 5xx, hung requests, cut streams, restarts, downtime; and
+ * counters of what it costs (connections, watches, events and bytes sent) for benchmarks.
  * Listens on 127.0.0.1, port chosen by the OS and kept across stop()/start().
  */
 import { randomUUID } from 'node:crypto';
@@ -21,8 +25,62 @@ import path from 'node:path';
 import { KubeConfig } from '@kubernetes/client-node';
 import { parseLabelSelector, selectorMatches, type LabelSelector } from './kube-labels.js';
 
-const GROUP_VERSION = 'discovery.k8s.io/v1';
-const KIND = 'EndpointSlice';
+/** A resource type as the API names it in its paths (the shape of src's ResourceKind). */
+export interface ResourceKindRef {
+  /** `''` is the core group. */
+  readonly group: string;
+  readonly version: string;
+  readonly plural: string;
+}
+
+interface KindInfo extends ResourceKindRef {
+  /** `Kind` of its objects, e.g. `EndpointSlice`. */
+  readonly kind: string;
+}
+
+export const ENDPOINT_SLICE_KIND: ResourceKindRef = { group: 'discovery.k8s.io', version: 'v1', plural: 'endpointslices' };
+export const SERVICE_KIND: ResourceKindRef = { group: '', version: 'v1', plural: 'services' };
+export const HTTP_ROUTE_KIND: ResourceKindRef = { group: 'gateway.networking.k8s.io', version: 'v1', plural: 'httproutes' };
+export const REFERENCE_GRANT_KIND: ResourceKindRef = { group: 'gateway.networking.k8s.io', version: 'v1beta1', plural: 'referencegrants' };
+
+/** The kinds served; anything else is 404 NotFound. */
+const KINDS: readonly KindInfo[] = [
+  { ...ENDPOINT_SLICE_KIND, kind: 'EndpointSlice' },
+  { ...SERVICE_KIND, kind: 'Service' },
+  { ...HTTP_ROUTE_KIND, kind: 'HTTPRoute' },
+  { ...REFERENCE_GRANT_KIND, kind: 'ReferenceGrant' },
+];
+
+function kindInfo(kind: ResourceKindRef): KindInfo {
+  const found = KINDS.find((k) => k.group === kind.group && k.version === kind.version && k.plural === kind.plural);
+  if (!found) throw new Error(`the fake API server does not serve ${kind.plural}.${kind.group}/${kind.version}`);
+  return found;
+}
+
+const groupVersion = (k: ResourceKindRef): string => (k.group ? `${k.group}/${k.version}` : k.version);
+const qualified = (k: ResourceKindRef): string => (k.group ? `${k.plural}.${k.group}` : k.plural);
+
+/** Any object of a served kind, as written: metadata plus whatever else it carries (spec, status, ...). */
+export interface ObjectInput {
+  readonly apiVersion?: string;
+  readonly kind?: string;
+  readonly metadata: {
+    readonly name: string;
+    readonly namespace?: string;
+    readonly labels?: Readonly<Record<string, string>>;
+    readonly annotations?: Readonly<Record<string, string>>;
+    readonly resourceVersion?: string;
+  };
+  readonly [field: string]: unknown;
+}
+
+/** An object as stored and served: with the metadata the server fills in. */
+export interface StoredObject {
+  apiVersion: string;
+  kind: string;
+  metadata: StoredSlice['metadata'];
+  [field: string]: unknown;
+}
 
 export interface EndpointSliceInput {
   readonly apiVersion?: string;
@@ -80,14 +138,16 @@ export class KubeApiServerError extends Error {
 }
 
 interface HistoryEntry {
+  readonly kind: KindInfo;
   readonly rv: number;
   readonly type: 'ADDED' | 'MODIFIED' | 'DELETED';
   readonly namespace: string;
-  readonly previous: StoredSlice | undefined;
-  readonly object: StoredSlice;
+  readonly previous: StoredObject | undefined;
+  readonly object: StoredObject;
 }
 
 interface WatchStream {
+  readonly kind: KindInfo;
   readonly res: ServerResponse;
   readonly namespace: string | undefined;
   readonly selector: LabelSelector;
@@ -95,7 +155,7 @@ interface WatchStream {
 }
 
 interface ContinueState {
-  readonly items: StoredSlice[];
+  readonly items: StoredObject[];
   readonly resourceVersion: string;
   readonly namespace: string | undefined;
   readonly selector: LabelSelector;
@@ -123,6 +183,8 @@ export class KubeApiServer {
   expiredWatchAs: 'event' | 'http' = 'event';
   /** Requests received, by kind (also those failed, hung or refused). */
   readonly requests: Record<RequestKind, number> = { list: 0, watch: 0, get: 0, write: 0, other: 0 };
+  /** What serving costs, for benchmarks: connections accepted, most open at once, what watches and lists sent. */
+  readonly sent = { connections: 0, peakConnections: 0, peakWatches: 0, watchEvents: 0, watchBytes: 0, listItems: 0, listBytes: 0 };
   bookmarkIntervalMs: number;
 
   private readonly server: http.Server;
@@ -132,7 +194,8 @@ export class KubeApiServer {
   private listening = false;
   private revision = 1000;
   private compactedRevision = 1000;
-  private readonly objects = new Map<string, StoredSlice>();
+  /** `<group>/<plural>` -> `<namespace>/<name>` -> object. */
+  private readonly objects = new Map<string, Map<string, StoredObject>>();
   private history: HistoryEntry[] = [];
   private readonly watches = new Set<WatchStream>();
   private readonly sockets = new Set<Socket>();
@@ -148,6 +211,8 @@ export class KubeApiServer {
     this.server = http.createServer((req, res) => this.handle(req, res));
     this.server.on('connection', (socket: Socket) => {
       this.sockets.add(socket);
+      this.sent.connections++;
+      this.sent.peakConnections = Math.max(this.sent.peakConnections, this.sockets.size);
       socket.on('close', () => this.sockets.delete(socket));
     });
   }
@@ -168,6 +233,16 @@ export class KubeApiServer {
 
   get openWatches(): number {
     return this.watches.size;
+  }
+
+  /** Watches open right now, by `<plural>[.<group>]` and namespace (`*`: all namespaces). */
+  watchesByResource(): Record<string, number> {
+    const out: Record<string, number> = {};
+    for (const w of this.watches) {
+      const key = `${qualified(w.kind)} ${w.namespace ?? '*'}`;
+      out[key] = (out[key] ?? 0) + 1;
+    }
+    return out;
   }
 
   /** Listens (again, on the same port after a stop()). */
@@ -199,22 +274,38 @@ export class KubeApiServer {
 
   /** Creates or updates a slice (no-op when nothing changed); throws a 422 like the server. */
   apply(input: EndpointSliceInput): StoredSlice {
-    return this.write(input, 'upsert').object;
+    return this.write(kindInfo(ENDPOINT_SLICE_KIND), input as unknown as ObjectInput, 'upsert').object as unknown as StoredSlice;
   }
 
   /** Deletes a slice; false when there was none. */
   delete(namespace: string, name: string): boolean {
-    const key = `${namespace}/${name}`;
-    const previous = this.objects.get(key);
-    if (!previous) return false;
-    this.objects.delete(key);
-    const object = withRevision(previous, ++this.revision);
-    this.record({ rv: this.revision, type: 'DELETED', namespace, previous, object });
-    return true;
+    return this.deleteObject(ENDPOINT_SLICE_KIND, namespace, name);
   }
 
   get(namespace: string, name: string): StoredSlice | undefined {
-    const stored = this.objects.get(`${namespace}/${name}`);
+    return this.getObject(ENDPOINT_SLICE_KIND, namespace, name) as unknown as StoredSlice | undefined;
+  }
+
+  /** Creates or updates an object of any served kind (no-op when nothing changed). */
+  applyObject(kind: ResourceKindRef, input: ObjectInput): StoredObject {
+    return this.write(kindInfo(kind), input, 'upsert').object;
+  }
+
+  /** Deletes an object of any served kind; false when there was none. */
+  deleteObject(kind: ResourceKindRef, namespace: string, name: string): boolean {
+    const info = kindInfo(kind);
+    const store = this.store(info);
+    const key = `${namespace}/${name}`;
+    const previous = store.get(key);
+    if (!previous) return false;
+    store.delete(key);
+    const object = withRevision(previous, ++this.revision);
+    this.record({ kind: info, rv: this.revision, type: 'DELETED', namespace, previous, object });
+    return true;
+  }
+
+  getObject(kind: ResourceKindRef, namespace: string, name: string): StoredObject | undefined {
+    const stored = this.store(kindInfo(kind)).get(`${namespace}/${name}`);
     return stored && clone(stored);
   }
 
@@ -255,9 +346,18 @@ export class KubeApiServer {
     this.failures = { remaining: n, code };
   }
 
-  /** While on, requests are accepted and never answered. */
+  /**
+   * While on, requests are accepted and never answered (a partition that leaves TCP
+   * connections open, a hung load balancer). Turning it off leaves the requests already
+   * hung as they are, as such a fault does: only new requests are answered.
+   */
   hang(on: boolean): void {
     this.hanging = on;
+  }
+
+  /** Requests accepted during hang(true) and still unanswered, connections open. */
+  get hungRequests(): number {
+    return this.hung.size;
   }
 
   // --- kubeconfig ----------------------------------------------------------------------
@@ -311,9 +411,9 @@ export class KubeApiServer {
 
   private handle(req: IncomingMessage, res: ServerResponse): void {
     const url = new URL(req.url ?? '/', 'http://fake');
-    const route = /^\/apis\/discovery\.k8s\.io\/v1\/(?:namespaces\/([^/]+)\/)?endpointslices(?:\/([^/]+))?$/.exec(url.pathname);
-    const namespace = route?.[1] && decodeURIComponent(route[1]);
-    const name = route?.[2] && decodeURIComponent(route[2]);
+    const route = parseRoute(url.pathname);
+    const namespace = route?.namespace;
+    const name = route?.name;
     const isWatch = ['1', 'true'].includes(url.searchParams.get('watch') ?? '');
     const kind: RequestKind = !route
       ? 'other'
@@ -338,18 +438,22 @@ export class KubeApiServer {
     if (!route) {
       return sendStatus(res, status(404, 'NotFound', 'the server could not find the requested resource'));
     }
+    const info = route.kind;
     try {
       switch (`${req.method} ${kind}`) {
-        case 'GET list':
-          return sendJson(res, 200, this.list(namespace, url.searchParams));
+        case 'GET list': {
+          const text = JSON.stringify(this.list(info, namespace, url.searchParams));
+          this.sent.listBytes += Buffer.byteLength(text);
+          return sendText(res, 200, text);
+        }
         case 'GET watch':
-          return this.watch(req, res, namespace, url.searchParams);
+          return this.watch(info, req, res, namespace, url.searchParams);
         case 'GET get':
-          return sendJson(res, 200, this.getOrThrow(namespace, name));
+          return sendJson(res, 200, this.getOrThrow(info, namespace, name));
         case 'POST write':
           if (!namespace || name) break;
           return void readJson(req)
-            .then((body) => sendJson(res, 201, this.write(intoNamespace(body, namespace), 'create').object))
+            .then((body) => sendJson(res, 201, this.write(info, intoNamespace(body, namespace), 'create').object))
             .catch((err: unknown) => sendError(res, err));
         case 'PUT write':
           if (!namespace || !name) break;
@@ -358,14 +462,14 @@ export class KubeApiServer {
               if (body.metadata?.name !== name) {
                 throw new KubeApiServerError(status(400, 'BadRequest', `the name of the object (${body.metadata?.name}) does not match the name on the URL (${name})`));
               }
-              sendJson(res, 200, this.write(intoNamespace(body, namespace), 'update').object);
+              sendJson(res, 200, this.write(info, intoNamespace(body, namespace), 'update').object);
             })
             .catch((err: unknown) => sendError(res, err));
         case 'DELETE write': {
           if (!namespace || !name) break;
-          const stored = this.getOrThrow(namespace, name);
-          this.delete(namespace, name);
-          return sendJson(res, 200, { ...status(200, '', ''), status: 'Success', details: { name, group: 'discovery.k8s.io', kind: 'endpointslices', uid: stored.metadata.uid } });
+          const stored = this.getOrThrow(info, namespace, name);
+          this.deleteObject(info, namespace, name);
+          return sendJson(res, 200, { ...status(200, '', ''), status: 'Success', details: { name, group: info.group, kind: info.plural, uid: stored.metadata.uid } });
         }
       }
       sendStatus(res, status(405, 'MethodNotAllowed', `the server does not allow this method on the requested resource`));
@@ -374,7 +478,7 @@ export class KubeApiServer {
     }
   }
 
-  private list(namespace: string | undefined, params: URLSearchParams): unknown {
+  private list(info: KindInfo, namespace: string | undefined, params: URLSearchParams): unknown {
     const limit = Number(params.get('limit') ?? 0);
     const token = params.get('continue');
     let state: ContinueState;
@@ -387,7 +491,7 @@ export class KubeApiServer {
       state = saved;
     } else {
       const selector = parseSelectorOrThrow(params.get('labelSelector'));
-      state = { items: this.matching(namespace, selector), resourceVersion: this.resourceVersion, namespace, selector };
+      state = { items: this.matching(info, namespace, selector), resourceVersion: this.resourceVersion, namespace, selector };
     }
     const page = limit > 0 ? state.items.slice(0, limit) : state.items;
     const rest = limit > 0 ? state.items.slice(limit) : [];
@@ -400,16 +504,17 @@ export class KubeApiServer {
     }
     // List items carry no apiVersion/kind: the list says it once.
     const items = page.map(({ apiVersion: _apiVersion, kind: _kind, ...item }) => item);
-    return { kind: `${KIND}List`, apiVersion: GROUP_VERSION, metadata, items };
+    this.sent.listItems += items.length;
+    return { kind: `${info.kind}List`, apiVersion: groupVersion(info), metadata, items };
   }
 
-  private watch(req: IncomingMessage, res: ServerResponse, namespace: string | undefined, params: URLSearchParams): void {
+  private watch(info: KindInfo, req: IncomingMessage, res: ServerResponse, namespace: string | undefined, params: URLSearchParams): void {
     const selector = parseSelectorOrThrow(params.get('labelSelector'));
     const from = params.get('resourceVersion') ?? '';
     let replay: { type: string; object: unknown }[];
     if (from === '' || from === '0') {
       // "Start at most recent / any": the current state as synthetic ADDED events.
-      replay = this.matching(namespace, selector).map((object) => ({ type: 'ADDED', object }));
+      replay = this.matching(info, namespace, selector).map((object) => ({ type: 'ADDED', object }));
     } else {
       if (!/^[0-9]+$/.test(from)) {
         throw new KubeApiServerError(status(400, 'BadRequest', `invalid resource version: ${JSON.stringify(from)}`));
@@ -423,19 +528,20 @@ export class KubeApiServer {
       }
       replay = this.history
         .filter((entry) => entry.rv > Number(from))
-        .flatMap((entry) => eventFor(entry, namespace, selector) ?? []);
+        .flatMap((entry) => eventFor(entry, info, namespace, selector) ?? []);
     }
 
     res.writeHead(200, { 'Content-Type': 'application/json', 'Cache-Control': 'no-cache, private' });
     res.flushHeaders();
-    for (const event of replay) res.write(JSON.stringify(event) + '\n');
+    const stream: WatchStream = { kind: info, res, namespace, selector, timers: [] };
+    for (const event of replay) this.send(stream, event);
 
-    const stream: WatchStream = { res, namespace, selector, timers: [] };
     this.watches.add(stream);
+    this.sent.peakWatches = Math.max(this.sent.peakWatches, this.watches.size);
     if (params.get('allowWatchBookmarks') === 'true' && this.bookmarkIntervalMs > 0) {
       stream.timers.push(
         setInterval(() => {
-          const bookmark = { kind: KIND, apiVersion: GROUP_VERSION, metadata: { resourceVersion: this.resourceVersion } };
+          const bookmark = { kind: info.kind, apiVersion: groupVersion(info), metadata: { resourceVersion: this.resourceVersion } };
           res.write(JSON.stringify({ type: 'BOOKMARK', object: bookmark }) + '\n');
         }, this.bookmarkIntervalMs),
       );
@@ -450,51 +556,73 @@ export class KubeApiServer {
     req.on('close', cleanup);
   }
 
+  /** One watch event on one stream, counted. */
+  private send(stream: WatchStream, event: { type: string; object: unknown }): void {
+    const line = JSON.stringify(event) + '\n';
+    this.sent.watchEvents++;
+    this.sent.watchBytes += Buffer.byteLength(line);
+    stream.res.write(line);
+  }
+
   // --- store ------------------------------------------------------------------------------
 
-  private write(input: EndpointSliceInput, mode: 'create' | 'update' | 'upsert'): { object: StoredSlice } {
+  private store(info: KindInfo): Map<string, StoredObject> {
+    const id = `${info.group}/${info.plural}`;
+    let store = this.objects.get(id);
+    if (!store) this.objects.set(id, (store = new Map()));
+    return store;
+  }
+
+  private write(info: KindInfo, input: ObjectInput, mode: 'create' | 'update' | 'upsert'): { object: StoredObject } {
     const namespace = input.metadata.namespace ?? 'default';
     const name = input.metadata.name;
-    const causes = validate(input);
+    const causes = info.plural === 'endpointslices' ? validate(input as unknown as EndpointSliceInput) : validateName(name);
+    const what = `${qualified(info)} ${JSON.stringify(name ?? '')}`;
     if (causes.length > 0) {
       throw new KubeApiServerError(
-        status(422, 'Invalid', `${KIND}.discovery.k8s.io ${JSON.stringify(name ?? '')} is invalid: ${causes.join(', ')}`, {
+        status(422, 'Invalid', `${info.kind}${info.group ? `.${info.group}` : ''} ${JSON.stringify(name ?? '')} is invalid: ${causes.join(', ')}`, {
           name,
-          group: 'discovery.k8s.io',
-          kind: KIND,
+          group: info.group,
+          kind: info.kind,
           causes: causes.map((message) => ({ reason: 'FieldValueInvalid', message })),
         }),
       );
     }
+    const store = this.store(info);
     const key = `${namespace}/${name}`;
-    const previous = this.objects.get(key);
+    const previous = store.get(key);
     if (previous && mode === 'create') {
-      throw new KubeApiServerError(status(409, 'AlreadyExists', `endpointslices.discovery.k8s.io ${JSON.stringify(name)} already exists`));
+      throw new KubeApiServerError(status(409, 'AlreadyExists', `${what} already exists`));
     }
     if (!previous && mode === 'update') {
-      throw new KubeApiServerError(status(404, 'NotFound', `endpointslices.discovery.k8s.io ${JSON.stringify(name)} not found`));
+      throw new KubeApiServerError(status(404, 'NotFound', `${what} not found`));
     }
     if (previous && mode === 'update' && input.metadata.resourceVersion && input.metadata.resourceVersion !== previous.metadata.resourceVersion) {
       throw new KubeApiServerError(
-        status(409, 'Conflict', `Operation cannot be fulfilled on endpointslices.discovery.k8s.io ${JSON.stringify(name)}: the object has been modified; please apply your changes to the latest version and try again`),
+        status(409, 'Conflict', `Operation cannot be fulfilled on ${what}: the object has been modified; please apply your changes to the latest version and try again`),
       );
     }
-    const content = {
-      addressType: input.addressType,
-      endpoints: input.endpoints ? clone([...input.endpoints]) : null,
-      ...(input.ports !== undefined ? { ports: input.ports ? clone([...input.ports]) : null } : {}),
-    };
+    const { apiVersion: _apiVersion, kind: _kind, metadata: _metadata, ...fields } = input;
+    const content: Record<string, unknown> =
+      info.plural === 'endpointslices'
+        ? {
+            addressType: fields.addressType,
+            endpoints: Array.isArray(fields.endpoints) ? clone([...(fields.endpoints as unknown[])]) : null,
+            ...(fields.ports !== undefined ? { ports: Array.isArray(fields.ports) ? clone([...(fields.ports as unknown[])]) : null } : {}),
+          }
+        : clone(fields);
     const labels = input.metadata.labels ? { ...input.metadata.labels } : undefined;
     const annotations = input.metadata.annotations ? { ...input.metadata.annotations } : undefined;
     if (previous) {
-      const before = JSON.stringify([previous.addressType, previous.endpoints, previous.ports, previous.metadata.labels, previous.metadata.annotations]);
-      const after = JSON.stringify([content.addressType, content.endpoints, content.ports, labels, annotations]);
-      if (before === after) return { object: clone(previous) }; // a no-op update writes nothing
+      const { apiVersion: _a, kind: _k, metadata: before, ...previousContent } = previous;
+      if (JSON.stringify([previousContent, before.labels, before.annotations]) === JSON.stringify([content, labels, annotations])) {
+        return { object: clone(previous) }; // a no-op update writes nothing
+      }
     }
     const rv = ++this.revision;
-    const object: StoredSlice = {
-      apiVersion: GROUP_VERSION,
-      kind: KIND,
+    const object: StoredObject = {
+      apiVersion: groupVersion(info),
+      kind: info.kind,
       metadata: {
         name,
         namespace,
@@ -507,8 +635,8 @@ export class KubeApiServer {
       },
       ...content,
     };
-    this.objects.set(key, object);
-    this.record({ rv, type: previous ? 'MODIFIED' : 'ADDED', namespace, previous, object });
+    store.set(key, object);
+    this.record({ kind: info, rv, type: previous ? 'MODIFIED' : 'ADDED', namespace, previous, object });
     return { object: clone(object) };
   }
 
@@ -521,27 +649,39 @@ export class KubeApiServer {
     for (const watch of this.watches) {
       // A watch ended by endWatches()/restart()/timeoutSeconds may not have left the set yet.
       if (watch.res.writableEnded) continue;
-      const event = eventFor(entry, watch.namespace, watch.selector);
-      if (event) watch.res.write(JSON.stringify(event) + '\n');
+      const event = eventFor(entry, watch.kind, watch.namespace, watch.selector);
+      if (event) this.send(watch, event);
     }
   }
 
-  private matching(namespace: string | undefined, selector: LabelSelector): StoredSlice[] {
-    return [...this.objects.values()]
+  private matching(info: KindInfo, namespace: string | undefined, selector: LabelSelector): StoredObject[] {
+    return [...this.store(info).values()]
       .filter((o) => (namespace === undefined || o.metadata.namespace === namespace) && selectorMatches(selector, o.metadata.labels))
       .sort((a, b) => (a.metadata.namespace + '/' + a.metadata.name < b.metadata.namespace + '/' + b.metadata.name ? -1 : 1))
       .map(clone);
   }
 
-  private getOrThrow(namespace: string | undefined, name: string | undefined): StoredSlice {
-    const stored = namespace && name ? this.objects.get(`${namespace}/${name}`) : undefined;
-    if (!stored) throw new KubeApiServerError(status(404, 'NotFound', `endpointslices.discovery.k8s.io ${JSON.stringify(name)} not found`));
+  private getOrThrow(info: KindInfo, namespace: string | undefined, name: string | undefined): StoredObject {
+    const stored = namespace && name ? this.store(info).get(`${namespace}/${name}`) : undefined;
+    if (!stored) throw new KubeApiServerError(status(404, 'NotFound', `${qualified(info)} ${JSON.stringify(name)} not found`));
     return clone(stored);
   }
 }
 
+/** `/api/v1/...` or `/apis/<group>/<version>/...`, `[namespaces/<ns>/]<plural>[/<name>]`, of a served kind. */
+function parseRoute(pathname: string): { kind: KindInfo; namespace: string | undefined; name: string | undefined } | undefined {
+  const m = /^\/(?:api\/(v1)|apis\/([^/]+)\/([^/]+))\/(?:namespaces\/([^/]+)\/)?([^/]+)(?:\/([^/]+))?$/.exec(pathname);
+  if (!m) return undefined;
+  const group = m[2] ?? '';
+  const version = m[1] ?? m[3] ?? '';
+  const kind = KINDS.find((k) => k.group === group && k.version === version && k.plural === m[5]);
+  if (!kind) return undefined;
+  return { kind, namespace: m[4] && decodeURIComponent(m[4]), name: m[6] && decodeURIComponent(m[6]) };
+}
+
 /** The event a watch sees for a write: a label change moves an object in or out of its selection. */
-function eventFor(entry: HistoryEntry, namespace: string | undefined, selector: LabelSelector): { type: string; object: StoredSlice } | undefined {
+function eventFor(entry: HistoryEntry, kind: KindInfo, namespace: string | undefined, selector: LabelSelector): { type: string; object: StoredObject } | undefined {
+  if (entry.kind !== kind) return undefined;
   if (namespace !== undefined && entry.namespace !== namespace) return undefined;
   const before = entry.previous !== undefined && selectorMatches(selector, entry.previous.metadata.labels);
   const after = entry.type !== 'DELETED' && selectorMatches(selector, entry.object.metadata.labels);
@@ -551,13 +691,16 @@ function eventFor(entry: HistoryEntry, namespace: string | undefined, selector: 
   return undefined;
 }
 
+function validateName(name: string | undefined): string[] {
+  if (!name || !/^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$/.test(name) || name.length > 253) {
+    return [`metadata.name: Invalid value: ${JSON.stringify(name ?? '')}: a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.'`];
+  }
+  return [];
+}
+
 /** What the real EndpointSlice validation refuses that tests could plausibly write. */
 function validate(input: EndpointSliceInput): string[] {
-  const causes: string[] = [];
-  const name = input.metadata?.name;
-  if (!name || !/^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$/.test(name) || name.length > 253) {
-    causes.push(`metadata.name: Invalid value: ${JSON.stringify(name ?? '')}: a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.'`);
-  }
+  const causes = validateName(input.metadata?.name);
   if (!['IPv4', 'IPv6', 'FQDN'].includes(input.addressType)) {
     causes.push(`addressType: Unsupported value: ${JSON.stringify(input.addressType ?? '')}: supported values: "FQDN", "IPv4", "IPv6"`);
   }
@@ -601,7 +744,7 @@ function addressProblem(addressType: string, address: string): string | undefine
   return undefined;
 }
 
-function intoNamespace(body: EndpointSliceInput, namespace: string): EndpointSliceInput {
+function intoNamespace(body: ObjectInput, namespace: string): ObjectInput {
   if (body.metadata?.namespace && body.metadata.namespace !== namespace) {
     throw new KubeApiServerError(status(400, 'BadRequest', 'the namespace of the provided object does not match the namespace sent on the request'));
   }
@@ -616,8 +759,8 @@ function parseSelectorOrThrow(text: string | null): LabelSelector {
   }
 }
 
-function withRevision(slice: StoredSlice, rv: number): StoredSlice {
-  return { ...clone(slice), metadata: { ...clone(slice.metadata), resourceVersion: String(rv) } };
+function withRevision(object: StoredObject, rv: number): StoredObject {
+  return { ...clone(object), metadata: { ...clone(object.metadata), resourceVersion: String(rv) } };
 }
 
 function status(code: number, reason: string, message: string, details?: Record<string, unknown>): Status {
@@ -629,7 +772,10 @@ function reasonFor(code: number): string {
 }
 
 function sendJson(res: ServerResponse, code: number, body: unknown): void {
-  const text = JSON.stringify(body);
+  sendText(res, code, JSON.stringify(body));
+}
+
+function sendText(res: ServerResponse, code: number, text: string): void {
   res.writeHead(code, { 'Content-Type': 'application/json', 'Content-Length': Buffer.byteLength(text) });
   res.end(text);
 }
@@ -644,11 +790,11 @@ function sendError(res: ServerResponse, err: unknown): void {
   sendStatus(res, status(500, 'InternalError', `fake apiserver: ${(err as Error).message}`));
 }
 
-async function readJson(req: IncomingMessage): Promise<EndpointSliceInput> {
+async function readJson(req: IncomingMessage): Promise<ObjectInput> {
   const chunks: Buffer[] = [];
   for await (const chunk of req) chunks.push(chunk as Buffer);
   try {
-    return JSON.parse(Buffer.concat(chunks).toString('utf8')) as EndpointSliceInput;
+    return JSON.parse(Buffer.concat(chunks).toString('utf8')) as ObjectInput;
   } catch (err) {
     throw new KubeApiServerError(status(400, 'BadRequest', `invalid JSON body: ${(err as Error).message}`));
   }

@@ -2,9 +2,9 @@
  * The stand-in API server against client-node's own clients: if these pass, the watcher
  * tests exercise the real protocol rather than a private dialect.
  */
-import { DiscoveryV1Api, Watch, type V1EndpointSlice } from '@kubernetes/client-node';
+import { CoreV1Api, CustomObjectsApi, DiscoveryV1Api, Watch, type V1EndpointSlice, type V1Service } from '@kubernetes/client-node';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { KubeApiServerError, startKubeApiServer, type EndpointSliceInput, type KubeApiServer } from '../harness/kube-apiserver.js';
+import { HTTP_ROUTE_KIND, KubeApiServerError, SERVICE_KIND, startKubeApiServer, type EndpointSliceInput, type KubeApiServer } from '../harness/kube-apiserver.js';
 import { endpointSlice, podEndpoint, READY } from '../harness/kube-slices.js';
 import { eventually } from './eventually.js';
 
@@ -158,5 +158,32 @@ describe('fake kube-apiserver with client-node', () => {
     await server.start();
     await expect(api.listNamespacedEndpointSlice({ namespace: 'shop' })).resolves.toBeDefined();
     expect(server.requests.list).toBe(4); // the one sent while stopped never arrived
+  });
+
+  it('serves core/v1 Services and Gateway API objects to client-node, namespaced and across namespaces', async () => {
+    const core = server.kubeConfig().makeApiClient(CoreV1Api);
+    const custom = server.kubeConfig().makeApiClient(CustomObjectsApi);
+    await core.createNamespacedService({ namespace: 'shop', body: { metadata: { name: 'cart', labels: { app: 'cart' } }, spec: { ports: [{ name: 'http', port: 80 }] } } as V1Service });
+    server.applyObject(SERVICE_KIND, { metadata: { name: 'posts', namespace: 'blog' }, spec: { ports: [] } });
+    expect((await core.listNamespacedService({ namespace: 'shop' })).items.map((s) => s.metadata?.name)).toEqual(['cart']);
+    expect((await core.listServiceForAllNamespaces({ labelSelector: 'app=cart' })).items.map((s) => s.metadata?.name)).toEqual(['cart']);
+    expect((await core.readNamespacedService({ namespace: 'shop', name: 'cart' })).spec?.ports?.[0]?.port).toBe(80);
+
+    const route = { apiVersion: 'gateway.networking.k8s.io/v1', kind: 'HTTPRoute', metadata: { name: 'cart' }, spec: { rules: [] } };
+    await custom.createNamespacedCustomObject({ group: 'gateway.networking.k8s.io', version: 'v1', namespace: 'shop', plural: 'httproutes', body: route });
+    const listed = (await custom.listClusterCustomObject({ group: 'gateway.networking.k8s.io', version: 'v1', plural: 'httproutes' })) as { kind: string; items: { metadata: { namespace: string } }[] };
+    expect(listed.kind).toBe('HTTPRouteList');
+    expect(listed.items.map((i) => i.metadata.namespace)).toEqual(['shop']);
+    expect(server.getObject(HTTP_ROUTE_KIND, 'shop', 'cart')?.metadata.generation).toBe(1);
+
+    // A watch of one kind sees only that kind's events.
+    const events: string[] = [];
+    const controller = await new Watch(server.kubeConfig()).watch('/api/v1/services', { resourceVersion: server.resourceVersion }, (type, o: V1Service) => events.push(`${type} ${o.metadata?.namespace}/${o.metadata?.name}`), () => {});
+    server.apply(cartSlice('cart-a', '192.0.2.1'));
+    server.applyObject(HTTP_ROUTE_KIND, { ...route, metadata: { name: 'cart', namespace: 'shop' }, spec: { rules: [{}] } });
+    server.deleteObject(SERVICE_KIND, 'blog', 'posts');
+    await eventually(() => expect(events).toEqual(['DELETED blog/posts']));
+    controller.abort();
+    expect(server.requests.other).toBe(0);
   });
 });

@@ -56,14 +56,18 @@ it('shares the watch between a port given as a string ("8080", as config gives i
   await eventually(() => expect(server.openConnections).toBe(0), 1_000);
 });
 
-it('watches another port of the same Service separately', async () => {
+it('keeps another port of the same Service as a view of its own, over the same watch of the namespace', async () => {
   const options = { kubeConfig: server.kubeConfig() };
   const http = acquireKubernetesSource(cart, options);
   const byNumber = acquireKubernetesSource({ ...cart, port: 8080 }, options);
   try {
     expect(byNumber.value).not.toBe(http.value);
     expect(byNumber.value.key).toBe('k8s:shop/cart:8080');
-    await eventually(() => expect(server.openWatches).toBe(2));
+    await eventually(() => expect(byNumber.value.current()?.ready).toHaveLength(1));
+    await eventually(() => expect(http.value.current()?.ready).toHaveLength(1));
+    await sleep(100);
+    expect(server.openWatches).toBe(1);
+    expect(server.requests).toMatchObject({ list: 1, watch: 1 });
   } finally {
     http.release();
     byNumber.release();

@@ -220,7 +220,7 @@ describe('KongPlugins and the plugin configuration', () => {
 });
 
 describe('RBAC', () => {
-  it('the ClusterRole grants get/list/watch on discovery.k8s.io endpointslices and nothing else', () => {
+  it('the ClusterRole grants get/list/watch on endpointslices, services, httproutes and referencegrants, and nothing else', () => {
     expect(rbacRoleProblems(theOne('ClusterRole'))).toEqual([]);
   });
 
@@ -625,6 +625,12 @@ describe('the checkers fail on bad input', () => {
     expect(rbacRoleProblems(withRule({ ...base, apiGroups: ['*'] }))).not.toEqual([]);
     expect(rbacRoleProblems(withRule({ ...base, verbs: ['get', 'list'] }))).not.toEqual([]);
     expect(rbacRoleProblems(edited(clusterRole, (r) => (r.rules as Obj[]).push({ apiGroups: [''], resources: ['pods'], verbs: ['get'] })))).not.toEqual([]);
+    // Each group's rule: its resources exactly (no Secrets next to Services), read-only, all present.
+    const rule = (group: string) => (r: Obj) => (r.rules as Obj[]).findIndex((x) => (x.apiGroups as string[])[0] === group);
+    const editRule = (group: string, change: (x: Obj) => void) => edited(clusterRole, (r) => change((r.rules as Obj[])[rule(group)(r)]!));
+    expect(rbacRoleProblems(editRule('', (x) => (x.resources = ['services', 'secrets'])))).not.toEqual([]);
+    expect(rbacRoleProblems(editRule('gateway.networking.k8s.io', (x) => (x.verbs = ['get', 'list', 'watch', 'patch'])))).not.toEqual([]);
+    expect(rbacRoleProblems(edited(clusterRole, (r) => (r.rules as Obj[]).splice(rule('')(r), 1)))).toEqual([expect.stringMatching(/expected 3 rules/), expect.stringMatching(/no rule for apiGroup ""/)]);
     expect(rbacRoleProblems(edited(clusterRole, (r) => (r.aggregationRule = { clusterRoleSelectors: [] })))).not.toEqual([]);
   });
 

@@ -262,24 +262,39 @@ function sameSet(a: unknown, b: readonly string[]): boolean {
   return Array.isArray(a) && a.length === b.length && b.every((x) => a.includes(x));
 }
 
-/** A (Cluster)Role must grant get/list/watch on discovery.k8s.io endpointslices, nothing else. */
+/**
+ * What the plugin server reads, one rule per API group: EndpointSlices (endpoint views),
+ * Services and the Gateway API's HTTPRoutes and ReferenceGrants (Gateway API sources).
+ */
+export const WANTED_RULES: ReadonlyArray<{ readonly apiGroup: string; readonly resources: readonly string[] }> = [
+  { apiGroup: 'discovery.k8s.io', resources: ['endpointslices'] },
+  { apiGroup: '', resources: ['services'] },
+  { apiGroup: 'gateway.networking.k8s.io', resources: ['httproutes', 'referencegrants'] },
+];
+
+/** A (Cluster)Role must grant get/list/watch on exactly WANTED_RULES, nothing else. */
 export function rbacRoleProblems(role: Obj): string[] {
   const name = `${String(role.kind)} ${String(isObj(role.metadata) ? role.metadata.name : '?')}`;
   const problems: string[] = [];
   if (role.aggregationRule !== undefined) problems.push(`${name}: aggregationRule pulls in other roles' rules`);
   const rules = Array.isArray(role.rules) ? role.rules : [];
-  if (rules.length !== 1) problems.push(`${name}: expected exactly one rule, found ${rules.length}`);
+  if (rules.length !== WANTED_RULES.length) problems.push(`${name}: expected ${WANTED_RULES.length} rules, found ${rules.length}`);
+  const found = new Set<string>();
   for (const [i, rule] of rules.entries()) {
     if (!isObj(rule)) {
       problems.push(`${name}: rule ${i} is not an object`);
       continue;
     }
-    if (!sameSet(rule.apiGroups, ['discovery.k8s.io'])) problems.push(`${name}: rule ${i} apiGroups ${JSON.stringify(rule.apiGroups)}`);
-    if (!sameSet(rule.resources, ['endpointslices'])) problems.push(`${name}: rule ${i} resources ${JSON.stringify(rule.resources)}`);
+    const wanted = WANTED_RULES.find((w) => sameSet(rule.apiGroups, [w.apiGroup]));
+    if (!wanted) problems.push(`${name}: rule ${i} apiGroups ${JSON.stringify(rule.apiGroups)}`);
+    else if (found.has(wanted.apiGroup)) problems.push(`${name}: rule ${i} repeats apiGroup ${JSON.stringify(wanted.apiGroup)}`);
+    else found.add(wanted.apiGroup);
+    if (wanted && !sameSet(rule.resources, wanted.resources)) problems.push(`${name}: rule ${i} resources ${JSON.stringify(rule.resources)}`);
     if (!sameSet(rule.verbs, WANTED_VERBS)) problems.push(`${name}: rule ${i} verbs ${JSON.stringify(rule.verbs)}, want ${WANTED_VERBS}`);
     if (rule.resourceNames !== undefined) problems.push(`${name}: rule ${i} has resourceNames (list/watch by label cannot use them)`);
     if (rule.nonResourceURLs !== undefined) problems.push(`${name}: rule ${i} has nonResourceURLs`);
   }
+  for (const w of WANTED_RULES) if (!found.has(w.apiGroup)) problems.push(`${name}: no rule for apiGroup ${JSON.stringify(w.apiGroup)}`);
   return problems;
 }
 

@@ -27,6 +27,7 @@ export class FakeKong implements KongPdk {
   readonly nginx = { getVar: (name: string) => this.call('nginx.getVar', [name], this.vars.get(name) ?? null) };
   readonly router = {
     getService: () => this.call('router.getService', [], null),
+    getRoute: () => this.call('router.getRoute', [], null),
   };
   readonly service = {
     setTarget: (host: string, port: number) => this.call('service.setTarget', [host, port], true),

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { parseGatewayDuration } from '../../src/convert/duration.js';
+import { parseGatewayDuration } from '../../src/endpoints/gateway-api/duration.js';
 import { convert, DEFAULT_OPTIONS } from '../../src/convert/index.js';
 import { convertedProblems } from '../manifests/converted.js';
 

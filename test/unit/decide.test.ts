@@ -3,7 +3,7 @@ import { decide, type AffinityPolicy, type AffinityState } from '../../src/affin
 import { affinityStatus, type Decision } from '../../src/affinity/decision.js';
 import { RefIndex } from '../../src/affinity/ref-index.js';
 import { acquireAffinityState } from '../../src/affinity/state.js';
-import { createStrategy, SessionTable, type StrategyName } from '../../src/balancer/index.js';
+import { createStrategy, SessionTable, WeightedSplit, type StrategyName } from '../../src/balancer/index.js';
 import { makeSnapshot, type Endpoint, type EndpointCondition, type EndpointSnapshot } from '../../src/endpoints/types.js';
 import { FailureMarks } from '../../src/failover/failure-marks.js';
 import type { Lease } from '../../src/shared.js';
@@ -25,6 +25,7 @@ function makeState(opts: { secrets?: string[]; binding?: string; strategy?: Stra
     refs: new RefIndex(c),
     sessions: new SessionTable({ max: 10_000 }),
     strategy: createStrategy(opts.strategy ?? 'least-sessions', seededRandomInt(opts.seed ?? 1)),
+    split: new WeightedSplit(),
     isFailing: opts.isFailing,
   };
 }

@@ -8,7 +8,7 @@ import { describe, expect, it } from 'vitest';
 import { decide, type AffinityPolicy, type AffinityState } from '../../src/affinity/decide.js';
 import type { Decision } from '../../src/affinity/decision.js';
 import { RefIndex } from '../../src/affinity/ref-index.js';
-import { createStrategy, SessionTable } from '../../src/balancer/index.js';
+import { createStrategy, SessionTable, WeightedSplit } from '../../src/balancer/index.js';
 import { makeSnapshot, type Endpoint, type EndpointSnapshot } from '../../src/endpoints/types.js';
 import { TokenCodec } from '../../src/token.js';
 
@@ -24,7 +24,7 @@ function pod(n: number, condition: Endpoint['condition'] = 'ready', ip = `192.0.
 
 function state(secrets: string[], binding = 'service:cart'): AffinityState {
   const codec = new TokenCodec({ secrets, binding, cacheSize: 1000 });
-  return { codec, refs: new RefIndex(codec), sessions: new SessionTable({ max: 1000 }), strategy: createStrategy('least-sessions') };
+  return { codec, refs: new RefIndex(codec), sessions: new SessionTable({ max: 1000 }), strategy: createStrategy('least-sessions'), split: new WeightedSplit() };
 }
 
 const view = makeSnapshot(1, [pod(1), pod(2), pod(3, 'draining'), pod(4)]);

@@ -44,6 +44,7 @@ class FakeKong implements KongPdk {
   };
   readonly router = {
     getService: () => this.call('router.getService', [], this.serviceHost === null ? null : { host: this.serviceHost, id: 'svc' }),
+    getRoute: () => this.call('router.getRoute', [], null),
   };
   readonly service = {
     setTarget: (host: string, port: number) => this.call('service.setTarget', [host, port], true),

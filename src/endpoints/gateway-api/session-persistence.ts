@@ -5,7 +5,7 @@
  * lifetimeType}, header {name}). Checks what the CRDs' CEL rules check, plus what a cookie or
  * header needs to be written safely. Bad input is data: `{ ok: false, reason }`. Pure: no I/O.
  */
-import { parseGatewayDuration } from '../../convert/duration.js';
+import { parseGatewayDuration } from './duration.js';
 import type { HTTPRouteMatchLike, HTTPRouteRuleLike } from './httproute.js';
 
 interface Timeouts {

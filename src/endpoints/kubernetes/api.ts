@@ -1,28 +1,46 @@
 /**
- * List and watch EndpointSlices over client-node's own transport: the KubeConfig applies
- * credentials and TLS (token files, exec plugins, client certificates, CA) and its HTTP
- * library sends the request. What is added here is what its Watch and generated list API
- * lack: every request can be aborted at any point (also while waiting for headers), has a
- * deadline for its headers and a limit on silence, and its connection is closed when it
- * ends (client-node builds a new undici Agent for every request and never closes it).
+ * List and watch any Kubernetes resource over client-node's own transport: the KubeConfig
+ * applies credentials and TLS (token files, exec plugins, client certificates, CA) and its
+ * HTTP library sends the request. What is added here is what its Watch and generated list
+ * API lack: every request can be aborted at any point (also while waiting for headers), has
+ * a short deadline for the API server's first answer and a longer one for a list page, a
+ * limit on silence for a watch, and its connection is closed when it ends (client-node
+ * builds a new undici Agent for every request and never closes it).
  */
 import type { IsomorphicFetchHttpLibrary, KubeConfig, RequestContext, ResponseContext } from '@kubernetes/client-node';
 import { clientNode } from './client-node.js';
-import type { EndpointSliceLike } from './slices.js';
 
-/** An EndpointSlice as the API server sends it: with the metadata the watcher keys on. */
-export interface EndpointSliceObject extends EndpointSliceLike {
-  readonly metadata?: { readonly name?: string; readonly namespace?: string; readonly resourceVersion?: string };
+/** A resource type as the API names it in its paths. */
+export interface ResourceKind {
+  /** API group; `''` is the core group (`/api/v1`). */
+  readonly group: string;
+  readonly version: string;
+  /** Lower-case plural of the path, e.g. `endpointslices`. */
+  readonly plural: string;
 }
 
-export type WatchEvent =
-  | { readonly type: 'ADDED' | 'MODIFIED' | 'DELETED'; readonly object: EndpointSliceObject }
+/** The metadata every object carries and the caches key on. */
+export interface ObjectMeta {
+  readonly name?: string;
+  readonly namespace?: string;
+  readonly resourceVersion?: string;
+  readonly labels?: Readonly<Record<string, string>> | null;
+}
+
+export interface KubeObject {
+  readonly metadata?: ObjectMeta;
+}
+
+export type WatchEvent<T extends KubeObject = KubeObject> =
+  | { readonly type: 'ADDED' | 'MODIFIED' | 'DELETED'; readonly object: T }
   | { readonly type: 'BOOKMARK'; readonly object: { readonly metadata?: { readonly resourceVersion?: string } } };
 
-export interface SliceSelector {
-  readonly namespace: string;
-  /** e.g. `kubernetes.io/service-name=cart` */
-  readonly labelSelector: string;
+/** What to list and watch of a kind: one namespace or all of them, optionally by label. */
+export interface Selection {
+  /** Undefined: every namespace (the cluster-wide path). */
+  readonly namespace?: string | undefined;
+  /** e.g. `kubernetes.io/service-name=cart`; undefined: every object. */
+  readonly labelSelector?: string | undefined;
 }
 
 /** A failure the API server reported: an HTTP status, or an ERROR event in a watch. */
@@ -50,39 +68,56 @@ export function isExpired(err: unknown): boolean {
 }
 
 let http: IsomorphicFetchHttpLibrary | undefined;
-const SLICES_PATH = '/apis/discovery.k8s.io/v1/namespaces/{ns}/endpointslices';
+
+/** `/api/v1[/namespaces/<ns>]/<plural>` for the core group, `/apis/<group>/<version>[...]` otherwise. */
+export function resourcePath(kind: ResourceKind, namespace?: string): string {
+  const base = kind.group === '' ? `/api/${kind.version}` : `/apis/${kind.group}/${kind.version}`;
+  return `${base}${namespace === undefined ? '' : `/namespaces/${encodeURIComponent(namespace)}`}/${kind.plural}`;
+}
+
+/** `endpointslices.discovery.k8s.io`, `services`: the kind as kubectl and logs name it. */
+export function describeKind(kind: ResourceKind): string {
+  return kind.group === '' ? kind.plural : `${kind.plural}.${kind.group}`;
+}
 
 export interface ListOptions {
   readonly signal: AbortSignal;
-  /** Deadline for each page, headers and body (ms). */
+  /** Deadline for the headers of each page (ms): a healthy API server answers at once. */
+  readonly answerTimeoutMs: number;
+  /** Deadline for each whole page, headers and body (ms). */
   readonly timeoutMs: number;
   /** Items per page (`limit`); pages follow `continue`. */
   readonly pageSize: number;
 }
 
-/** Lists the selected slices; `resourceVersion` is where a watch resumes from. */
-export async function listEndpointSlices(
+/** Lists the selected objects; `resourceVersion` is where a watch resumes from. */
+export async function listObjects<T extends KubeObject>(
   kubeConfig: KubeConfig,
-  selector: SliceSelector,
+  kind: ResourceKind,
+  selection: Selection,
   options: ListOptions,
-): Promise<{ items: EndpointSliceObject[]; resourceVersion: string }> {
-  const items: EndpointSliceObject[] = [];
+): Promise<{ items: T[]; resourceVersion: string }> {
+  const items: T[] = [];
   let cont: string | undefined;
   let resourceVersion = '';
+  const path = resourcePath(kind, selection.namespace);
   do {
-    const query: Record<string, string> = { labelSelector: selector.labelSelector, limit: String(options.pageSize) };
+    const query: Record<string, string> = { limit: String(options.pageSize) };
+    if (selection.labelSelector) query.labelSelector = selection.labelSelector;
     if (cont) query.continue = cont;
-    const page = await request(kubeConfig, slicesPath(selector), query, options.signal, options.timeoutMs, async (response) => {
+    const headersMs = Math.min(options.answerTimeoutMs, options.timeoutMs);
+    const page = await request(kubeConfig, path, query, options.signal, headersMs, async (response, deadline) => {
+      deadline.extend(options.timeoutMs);
       return JSON.parse(await response.body.text()) as {
-        items?: EndpointSliceObject[] | null;
+        items?: T[] | null;
         metadata?: { resourceVersion?: string; continue?: string };
       };
     });
-    items.push(...(page.items ?? []));
+    for (const item of page.items ?? []) items.push(item);
     resourceVersion = page.metadata?.resourceVersion ?? '';
     cont = page.metadata?.continue || undefined;
   } while (cont);
-  if (!resourceVersion) throw new Error('EndpointSlice list without metadata.resourceVersion');
+  if (!resourceVersion) throw new Error(`${describeKind(kind)} list without metadata.resourceVersion`);
   return { items, resourceVersion };
 }
 
@@ -91,8 +126,8 @@ export interface WatchOptions {
   readonly resourceVersion: string;
   /** Asks the server to end the watch after this long (`timeoutSeconds`). */
   readonly timeoutSeconds: number;
-  /** Deadline for the response headers (ms). */
-  readonly connectTimeoutMs: number;
+  /** Deadline for the response headers (ms): a healthy API server sends them at once. */
+  readonly answerTimeoutMs: number;
   /** Longest silence tolerated on an open watch before it is given up (ms). */
   readonly idleTimeoutMs: number;
 }
@@ -102,32 +137,30 @@ export interface WatchOptions {
  * Resolves when the server ends the watch; rejects on errors, on an ERROR event (a
  * `KubeApiError` with its Status code, 410 when expired), on silence and on abort.
  */
-export async function watchEndpointSlices(
+export async function watchObjects<T extends KubeObject>(
   kubeConfig: KubeConfig,
-  selector: SliceSelector,
+  kind: ResourceKind,
+  selection: Selection,
   options: WatchOptions,
-  onEvent: (event: WatchEvent) => void,
+  onEvent: (event: WatchEvent<T>) => void,
 ): Promise<void> {
-  const query = {
+  const query: Record<string, string> = {
     watch: 'true',
     allowWatchBookmarks: 'true',
-    labelSelector: selector.labelSelector,
     resourceVersion: options.resourceVersion,
     timeoutSeconds: String(options.timeoutSeconds),
   };
-  await request(kubeConfig, slicesPath(selector), query, options.signal, options.connectTimeoutMs, async (response, deadline) => {
+  if (selection.labelSelector) query.labelSelector = selection.labelSelector;
+  const path = resourcePath(kind, selection.namespace);
+  await request(kubeConfig, path, query, options.signal, options.answerTimeoutMs, async (response, deadline) => {
     const body = response.body.stream();
     if (!body) throw new Error('watch response without a body');
     deadline.extend(options.idleTimeoutMs);
     for await (const line of lines(body, () => deadline.extend(options.idleTimeoutMs))) {
-      const event = parseEvent(line);
+      const event = parseEvent<T>(line);
       if (event) onEvent(event);
     }
   });
-}
-
-function slicesPath(selector: SliceSelector): string {
-  return SLICES_PATH.replace('{ns}', encodeURIComponent(selector.namespace));
 }
 
 interface Deadline {
@@ -201,7 +234,7 @@ async function apiError(response: ResponseContext, path: string): Promise<KubeAp
   return new KubeApiError(response.httpStatusCode, status.reason, `GET ${path}: ${response.httpStatusCode} ${detail}`);
 }
 
-function parseEvent(line: string): WatchEvent | undefined {
+function parseEvent<T extends KubeObject>(line: string): WatchEvent<T> | undefined {
   if (!line.trim()) return undefined;
   const event = JSON.parse(line) as { type?: string; object?: Record<string, unknown> };
   switch (event.type) {
@@ -209,7 +242,7 @@ function parseEvent(line: string): WatchEvent | undefined {
     case 'MODIFIED':
     case 'DELETED':
     case 'BOOKMARK':
-      return event as WatchEvent;
+      return event as WatchEvent<T>;
     case 'ERROR': {
       const status = (event.object ?? {}) as { code?: number; reason?: string; message?: string };
       throw new KubeApiError(status.code ?? 500, status.reason, `watch ERROR event: ${status.code ?? '?'} ${status.message ?? ''}`);

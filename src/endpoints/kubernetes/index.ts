@@ -1,6 +1,7 @@
 /**
- * Kubernetes endpoint sources: one EndpointSlice watch per Service per process, shared by
- * every plugin instance that routes to it.
+ * Kubernetes endpoint sources: one endpoint view per Service per process, shared by every
+ * plugin instance that routes to it, all fed by one EndpointSlice list-and-watch per
+ * namespace (informer.ts); and the shared object caches other readers (Gateway API) use.
  */
 import type { Lease } from '../../shared.js';
 import { sources } from '../registry.js';
@@ -17,6 +18,22 @@ export function acquireKubernetesSource(ref: ServiceRef, options?: EndpointSlice
 }
 
 export { EndpointSliceWatcher };
+export {
+  acquireObjectCache,
+  objectCacheKeys,
+  ENDPOINT_SLICES,
+  HTTP_ROUTES,
+  REFERENCE_GRANTS,
+  SERVICES,
+  type CacheScope,
+  type ChangeFilter,
+  type KubeObject,
+  type ObjectCache,
+  type ObjectCacheOptions,
+  type ObjectCacheStatus,
+  type ObjectChange,
+  type ResourceKind,
+} from './informer.js';
 export type { EndpointSliceWatcherOptions, EndpointSliceWatcherStatus } from './watcher.js';
 export {
   canonicalServiceRef,
