@@ -18,8 +18,8 @@ import { at, describe, isObj, nameOf, namespaceOf, type Obj } from './model.js';
 
 export const EXTENSION_REF_GROUP = 'configuration.konghq.com';
 
-/** The ClusterRole of kong/kubernetes/gateway-api/rbac.yaml: what the plugin reads for a rule. */
-export const GATEWAY_API_RBAC = 'ClusterRole sticky-session-gateway-api';
+/** The ClusterRole of kong/kubernetes/rbac.yaml, which grants what the plugin reads for a rule. */
+export const GATEWAY_API_RBAC = 'ClusterRole sticky-session-endpointslices-reader';
 
 /** Returns the HTTPRoute to emit in place of `doc`. */
 export function convertHttpRoute(doc: Obj, ctx: ConvertContext): Obj {
@@ -45,7 +45,7 @@ export function convertHttpRoute(doc: Obj, ctx: ConvertContext): Obj {
       'action',
       GATEWAY_API_RBAC,
       '',
-      'the plugin reads each rule it serves (HTTPRoutes), its backend Services and ReferenceGrants, besides EndpointSlices: apply kong/kubernetes/gateway-api/rbac.yaml with kong/kubernetes/rbac.yaml',
+      "the plugin reads each rule it serves (HTTPRoutes), its backend Services and ReferenceGrants, besides EndpointSlices: the ServiceAccount Kong runs under needs get/list/watch on them, as kong/kubernetes/rbac.yaml grants (an older copy of it grants EndpointSlices only: re-apply it)",
     );
   }
   return out;

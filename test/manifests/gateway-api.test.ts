@@ -1,6 +1,7 @@
 /**
  * Gateway API material: kong/kubernetes/gateway-api/ (GatewayClass and Gateway for KIC, the
- * app, the HTTPRoute with a 90/10 split and sessionPersistence, the KongPlugin, RBAC), the
+ * app, the HTTPRoute with a 90/10 split and sessionPersistence, the KongPlugin; ../rbac.yaml's
+ * grants for what the plugin reads of them), the
  * `kubectl patch` commands of its README, and every HTTPRoute anywhere in the repo's YAML and
  * Markdown and in what `sticky-session convert` makes of the examples, all checked against the
  * Gateway API v1.6.1 experimental-channel schema (gateway-api.ts). The last block shows the
@@ -11,6 +12,7 @@ import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { readDocuments } from '../../src/cli/convert.js';
 import { extractSchemas } from './extract-gateway-api-schema.js';
+import { httpRoute, referenceGrant } from '../harness/kic-gateway-api.js';
 import { convert, DEFAULT_OPTIONS } from '../../src/convert/index.js';
 import { parseSessionPersistence } from '../../src/endpoints/gateway-api/session-persistence.js';
 import {
@@ -33,13 +35,15 @@ import {
   parseConfigLikeKic,
   parseYamlDocuments,
   pluginConfigProblems,
+  rbacBindingProblems,
+  rbacRoleProblems,
   readYamlDocuments,
   REPO_DIR,
   secretValue,
 } from './validate.js';
 
 const DIR = path.join(MANIFESTS_DIR, 'gateway-api');
-const FILES = ['gateway.yaml', 'app.yaml', 'kongplugin.yaml', 'httproute.yaml', 'rbac.yaml'];
+const FILES = ['gateway.yaml', 'app.yaml', 'kongplugin.yaml', 'httproute.yaml'];
 const docsByFile = new Map(FILES.map((f) => [f, readYamlDocuments(path.join(DIR, f)) as Obj[]]));
 const docs: Obj[] = [...docsByFile.values()].flat();
 const baseRbac = readYamlDocuments(path.join(MANIFESTS_DIR, 'rbac.yaml')) as Obj[];
@@ -86,15 +90,11 @@ describe('kong/kubernetes/gateway-api/ documents', () => {
     expect(problems(doc)).toEqual([]);
   });
 
-  it('uses each kind, namespace and name once, and creates the namespaces it uses (kong: ../rbac.yaml)', () => {
+  it('uses each kind, namespace and name once, and creates the namespaces it uses', () => {
     const keys = docs.map((d) => `${kindKey(d)} ${String(meta(d).namespace ?? '')}/${String(meta(d).name)}`);
     expect(keys.length).toBe(new Set(keys).size);
     const namespaces = new Set([...ofKind('Namespace'), ...ofKind('Namespace', baseRbac)].map((n) => meta(n).name));
     for (const d of docs) if (meta(d).namespace !== undefined) expect(namespaces, label(d)).toContain(meta(d).namespace);
-    for (const d of docs) {
-      const subjects = list(d.subjects);
-      for (const s of subjects) if (s.namespace !== undefined) expect(namespaces).toContain(s.namespace);
-    }
   });
 });
 
@@ -210,26 +210,25 @@ describe('the KongPlugin', () => {
   });
 });
 
-describe('RBAC for Gateway API', () => {
-  const role = theOne('ClusterRole');
-  const binding = theOne('ClusterRoleBinding');
-  const sa = theOne('ServiceAccount', baseRbac);
+describe('RBAC for Gateway API (../rbac.yaml)', () => {
+  const role = theOne('ClusterRole', baseRbac);
 
-  it('grants get/list/watch on services, httproutes and referencegrants, nothing else', () => {
-    const grants = list(role.rules).flatMap((r) => {
-      expect(r.resourceNames, 'list/watch cannot use resourceNames').toBeUndefined();
-      expect(r.nonResourceURLs).toBeUndefined();
-      expect([...(r.verbs as string[])].sort()).toEqual(['get', 'list', 'watch']);
-      return (r.apiGroups as string[]).flatMap((g) => (r.resources as string[]).map((res) => `${g}/${res}`));
-    });
-    expect(grants.sort()).toEqual(['/services', 'gateway.networking.k8s.io/httproutes', 'gateway.networking.k8s.io/referencegrants']);
-    expect(role.aggregationRule).toBeUndefined();
+  it('grants get/list/watch on services, httproutes and referencegrants besides endpointslices, to the ServiceAccount', () => {
+    expect(rbacRoleProblems(role)).toEqual([]);
+    const grants = list(role.rules).flatMap((r) => (r.apiGroups as string[]).flatMap((g) => (r.resources as string[]).map((res) => `${g}/${res}`)));
+    expect(grants).toEqual(expect.arrayContaining(['/services', 'gateway.networking.k8s.io/httproutes', 'gateway.networking.k8s.io/referencegrants']));
+    const sa = theOne('ServiceAccount', baseRbac);
+    expect(rbacBindingProblems(theOne('ClusterRoleBinding', baseRbac), role, { name: String(meta(sa).name), namespace: String(meta(sa).namespace) })).toEqual([]);
   });
 
-  it("binds it to ../rbac.yaml's ServiceAccount, and only to it; it adds to, does not replace, the EndpointSlice role", () => {
-    expect(binding.roleRef).toEqual({ apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: meta(role).name });
-    expect(binding.subjects).toEqual([{ kind: 'ServiceAccount', name: meta(sa).name, namespace: meta(sa).namespace }]);
-    expect(ofKind('ClusterRole', baseRbac).map((r) => meta(r).name)).not.toContain(meta(role).name);
+  it('no second grant here: the directory has no RBAC of its own', () => {
+    for (const kind of ['ClusterRole', 'ClusterRoleBinding', 'Role', 'RoleBinding']) expect(ofKind(kind), kind).toEqual([]);
+  });
+
+  it('that grant fails the check without the Gateway API rule', () => {
+    const edited = structuredClone(role);
+    edited.rules = list(edited.rules).filter((r) => !(r.apiGroups as string[]).includes('gateway.networking.k8s.io'));
+    expect(rbacRoleProblems(edited)).toEqual(expect.arrayContaining([expect.stringMatching(/no rule for apiGroup "gateway.networking.k8s.io"/)]));
   });
 });
 
@@ -333,6 +332,16 @@ describe('every Gateway API document in the repo validates against the v1.6.1 ex
 
   it.each([...everywhere, ...converted])('%s', (_where, doc) => {
     expect(gatewayApiProblems(doc)).toEqual([]);
+  });
+
+  it("the e2e harness's builders (test/harness/kic-gateway-api.ts), with a v1.6.1 sessionPersistence", () => {
+    const sp = { sessionName: 'cart', type: 'Cookie', absoluteTimeout: '1h', cookieConfig: { lifetimeType: 'Permanent' } };
+    const built = httpRoute('shop', 'shop', [
+      { name: 'split', path: '/', backendRefs: [{ name: 'v1', port: 80, weight: 90 }, { name: 'v2', port: 80, weight: 10 }], sessionPersistence: sp },
+      { path: '/other', backendRefs: [{ name: 'v3', namespace: 'payments', port: 8080 }] },
+    ]);
+    expect(gatewayApiProblems(built)).toEqual([]);
+    expect(gatewayApiProblems(referenceGrant('payments', 'shop', 'shop', 'v3'))).toEqual([]);
   });
 });
 

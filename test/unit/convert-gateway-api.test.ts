@@ -48,7 +48,7 @@ describe('HTTPRoute sessionPersistence', () => {
     expect(outRules[0]).toEqual({ name: 'cart', backendRefs: [{ name: 'web', port: 80 }], sessionPersistence: sp, filters: [extensionRef('shop-cart-sticky-session')] });
     expect(outRules[1]).toEqual({ backendRefs: [{ name: 'web', port: 80 }] }); // no persistence, no plugin
     // Nothing differs from GEP-1619 here; the Secret and the RBAC are to do.
-    expect(result.reports.map((r) => `${r.level} ${r.source}`)).toEqual(['action Secret shop/sticky-session-secrets', 'action ClusterRole sticky-session-gateway-api']);
+    expect(result.reports.map((r) => `${r.level} ${r.source}`)).toEqual(['action Secret shop/sticky-session-secrets', 'action ClusterRole sticky-session-endpointslices-reader']);
     for (const d of result.documents) expect(convertedProblems(d)).toEqual([]);
   });
 
