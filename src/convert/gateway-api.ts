@@ -92,15 +92,11 @@ function convertRule(route: Obj, rule: Obj, label: string, source: string, ruleF
     }
     const { policy } = parsed;
     const nameField = parsed.shape === 'main' ? `${field}.${policy.type}.name` : `${field}.sessionName`;
-    if (policy.name === undefined && policy.type === 'cookie') {
-      ctx.report(
-        'differs',
-        source,
-        nameField,
-        "no name: the cookie is the KongPlugin's cookie_name (sticky_session), not one generated per rule as GEP-1619 suggests; sessions stay per rule (a token is bound to its rule), but two such rules under one host and path overwrite each other's cookie: give each a name",
-      );
+    // A cookie without a name gets one of its own per rule (<cookie_name>_<8 hex>), as GEP-1619
+    // asks (src/config/session-persistence.ts): nothing to report. A header has no such rule.
+    if (policy.name === undefined && policy.type === 'header') {
+      ctx.report('differs', source, nameField, "no name: the KongPlugin's header_name (X-Sticky-Session), the same for every rule that names none (tokens stay bound to their rule)");
     }
-    if (policy.name === undefined && policy.type === 'header') ctx.report('differs', source, nameField, "no name: the KongPlugin's header_name (X-Sticky-Session)");
     if (policy.type === 'cookie' && policy.cookiePath === undefined) {
       const paths = matchPaths(rule).filter((p) => p !== '/');
       if (paths.length > 0) {
