@@ -25,8 +25,9 @@ the plugin. Sources:
   - Ingresses with ingress-nginx affinity annotations (affinity: cookie, session-cookie-*,
     upstream-hash-by with a cookie): the KongPlugin goes on the Ingress;
   - KongUpstreamPolicy with stickySessions or hashOn.cookie: on the Services that use it;
-  - HTTPRoute rules with sessionPersistence (Gateway API v1.1 and later): on the rule,
-    by an ExtensionRef filter.
+  - HTTPRoute rules with sessionPersistence (Gateway API v1.1 and later, traffic splits
+    too): sessionPersistence stays on the rule (the plugin reads it live), a KongPlugin with
+    only the signing secrets goes on the rule by an ExtensionRef filter.
 Other documents pass through unchanged. Signing secrets are never invented: the KongPlugins
 read them from a Secret (--secret-name, default ${DEFAULT_OPTIONS.secretName}), and the report
 prints the command that creates it.

@@ -1,31 +1,25 @@
 /**
- * Gateway API `sessionPersistence` on an HTTPRoute rule (GEP-1619) to a sticky-session
- * KongPlugin attached to that rule only, with an ExtensionRef filter (KIC puts the plugin on the
- * Kong routes of the rule). Reads the field names of every version since v1.1:
- * - v1.1 to v1.5: sessionName, absoluteTimeout, idleTimeout, type, cookieConfig.lifetimeType;
- * - v1.6: the same without idleTimeout;
- * - later: absoluteTimeout, type, cookie {name, path, lifetimeType}, header {name}.
+ * Gateway API `sessionPersistence` on an HTTPRoute rule (GEP-1619). The plugin reads the rule
+ * at run time (notes: design of issue 16): its backendRefs and weights are the endpoint set, its
+ * sessionPersistence the session settings, live. So the conversion leaves sessionPersistence on
+ * the rule, as is, and attaches to the rule a KongPlugin that carries only the signing secrets,
+ * by an ExtensionRef filter (KIC puts the plugin on the Kong routes of that rule only). A rule
+ * with a traffic split converts the same way. The report says what the plugin does differently
+ * from GEP-1619, field by field, with the runtime's own reading of the field
+ * (src/endpoints/gateway-api/session-persistence.ts): every shape since v1.1 (sessionName,
+ * absoluteTimeout, idleTimeout, type, cookieConfig.lifetimeType; v1.6 without idleTimeout;
+ * gateway-api main's cookie {name, path, lifetimeType}, header {name}).
  */
+import { parseSessionPersistence } from '../endpoints/gateway-api/session-persistence.js';
 import type { ConvertContext } from './context.js';
 import { parseGatewayDuration } from '../endpoints/gateway-api/duration.js';
 import { pluginName } from './emit.js';
-import {
-  at,
-  ceilSeconds,
-  COOKIE_NAME,
-  describe,
-  HEADER_NAME,
-  isObj,
-  nameOf,
-  namespaceOf,
-  SECONDS_PER_YEAR,
-  type ConvertedConfig,
-  type Obj,
-} from './model.js';
-
-const KNOWN = new Set(['sessionName', 'absoluteTimeout', 'idleTimeout', 'type', 'cookieConfig', 'cookie', 'header']);
+import { at, describe, isObj, nameOf, namespaceOf, type Obj } from './model.js';
 
 export const EXTENSION_REF_GROUP = 'configuration.konghq.com';
+
+/** The ClusterRole of kong/kubernetes/rbac.yaml, which grants what the plugin reads for a rule. */
+export const GATEWAY_API_RBAC = 'ClusterRole sticky-session-endpointslices-reader';
 
 /** Returns the HTTPRoute to emit in place of `doc`. */
 export function convertHttpRoute(doc: Obj, ctx: ConvertContext): Obj {
@@ -35,150 +29,106 @@ export function convertHttpRoute(doc: Obj, ctx: ConvertContext): Obj {
   const outRules = at(out, 'spec', 'rules') as unknown[];
   let converted = 0;
   outRules.forEach((rule, i) => {
-    if (!isObj(rule) || !isObj(rule.sessionPersistence)) return;
+    if (!isObj(rule) || rule.sessionPersistence === undefined) return;
     const label = typeof rule.name === 'string' && rule.name !== '' ? rule.name : String(i);
-    const source = `${describe(doc)} rule ${label}`;
-    const field = `spec.rules[${i}].sessionPersistence`;
-    const plugin = convertRule(doc, rule, label, source, field, ctx);
+    const plugin = convertRule(doc, rule, label, `${describe(doc)} rule ${label}`, `spec.rules[${i}]`, ctx);
     if (!plugin) return;
     const filters = Array.isArray(rule.filters) ? rule.filters : (rule.filters = []);
-    filters.push({ type: 'ExtensionRef', extensionRef: { group: EXTENSION_REF_GROUP, kind: 'KongPlugin', name: plugin } });
-    delete rule.sessionPersistence;
+    // Converting an earlier output again: its filter is there already.
+    const attached = filters.some((f) => isObj(f) && f.type === 'ExtensionRef' && at(f, 'extensionRef', 'group') === EXTENSION_REF_GROUP && at(f, 'extensionRef', 'kind') === 'KongPlugin' && at(f, 'extensionRef', 'name') === plugin);
+    if (!attached) filters.push({ type: 'ExtensionRef', extensionRef: { group: EXTENSION_REF_GROUP, kind: 'KongPlugin', name: plugin } });
     converted++;
   });
-  // Nothing converted (every rule reported): the route goes out as read.
-  return converted > 0 ? out : doc;
+  if (converted === 0) return doc; // every rule reported: the route goes out as read
+  if (!ctx.reports.some((r) => r.source === GATEWAY_API_RBAC)) {
+    ctx.report(
+      'action',
+      GATEWAY_API_RBAC,
+      '',
+      "the plugin reads each rule it serves (HTTPRoutes), its backend Services and ReferenceGrants, besides EndpointSlices: the ServiceAccount Kong runs under needs get/list/watch on them, as kong/kubernetes/rbac.yaml grants (an older copy of it grants EndpointSlices only: re-apply it)",
+    );
+  }
+  return out;
 }
 
-/** The KongPlugin name made for the rule, or undefined when it is not converted (reported). */
-function convertRule(route: Obj, rule: Obj, label: string, source: string, field: string, ctx: ConvertContext): string | undefined {
-  const sp = rule.sessionPersistence as Obj;
-  const backends = Array.isArray(rule.backendRefs) ? rule.backendRefs.filter(isObj) : [];
-  const services = backends.filter((b) => (b.group ?? '') === '' && (b.kind ?? 'Service') === 'Service');
-  if (backends.length !== 1 || services.length !== 1) {
+/**
+ * The KongPlugin made for the rule, or undefined when there is nothing to pin (reported). One
+ * KongPlugin per rule, though all carry the same secrets: KIC merges the matches of rules with
+ * the same backends *and the same filters* into one Kong route named after the first rule, so
+ * a shared plugin would let one rule's sessionPersistence stand for another's.
+ */
+function convertRule(route: Obj, rule: Obj, label: string, source: string, ruleField: string, ctx: ConvertContext): string | undefined {
+  const field = `${ruleField}.sessionPersistence`;
+  const backends = Array.isArray(rule.backendRefs) ? rule.backendRefs : [];
+  const isService = (b: unknown): boolean => isObj(b) && (b.group ?? '') === '' && (b.kind ?? 'Service') === 'Service';
+  if (backends.length === 0) {
+    ctx.report('ignored', source, field, 'the rule has no backendRefs: no pod to pin to; left as is, no KongPlugin');
+    return undefined;
+  }
+  if (!backends.some(isService)) {
+    ctx.report('unmapped', source, field, 'no backendRef is a Service: KIC routes only to Services, the plugin pins only to their pods; left as is, no KongPlugin');
+    return undefined;
+  }
+  backends.forEach((b, j) => {
+    if (!isService(b)) ctx.report('ignored', source, `${ruleField}.backendRefs[${j}]`, 'not a Service: KIC does not route to it, and the plugin pins no session to it');
+  });
+
+  const sp = rule.sessionPersistence;
+  const parsed = parseSessionPersistence(sp);
+  if (!parsed.ok) {
     ctx.report(
       'unmapped',
       source,
       field,
-      backends.length === 0
-        ? 'the rule has no backendRefs: nothing to pin to; left on the rule, not converted'
-        : services.length !== backends.length
-          ? 'a backend that is not a Service: the plugin pins to the pods of one Service; left on the rule, not converted'
-          : `${backends.length} backends (a traffic split): the plugin pins to the pods of one Service; left on the rule, not converted (one rule per Service converts)`,
+      `${parsed.reason}: the plugin cannot use it, and runs this rule with the KongPlugin's settings instead (cookie sticky_session, no timeouts), logging a config error of the rule; fix the field`,
     );
-    return undefined;
-  }
-  const backend = services[0] as Obj;
-  const routeNs = namespaceOf(route);
-  const backendNs = typeof backend.namespace === 'string' ? backend.namespace : routeNs;
-  const backendName = String(backend.name);
-
-  for (const k of Object.keys(sp)) if (!KNOWN.has(k)) ctx.report('unmapped', source, `${field}.${k}`, 'a field this converter does not know (a newer Gateway API?); not converted');
-
-  const type = sp.type ?? 'Cookie';
-  const config: ConvertedConfig = {};
-  // GEP-1619: a unique name SHOULD be generated when none is given.
-  const generated = `sp_${routeNs}_${nameOf(route)}_${label}`.replace(/[^A-Za-z0-9_.-]/g, '_');
-  if (type === 'Header') {
-    config.transport = 'header';
-    const header = at(sp, 'header', 'name') ?? sp.sessionName;
-    const where = at(sp, 'header', 'name') !== undefined ? `${field}.header.name` : `${field}.sessionName`;
-    if (typeof header === 'string' && HEADER_NAME.test(header)) config.header_name = header;
-    else if (header === undefined) ctx.report('differs', source, where, 'no name given: the plugin\'s header X-Sticky-Session');
-    else ctx.report('unmapped', source, where, `${JSON.stringify(header)} is not a header name the plugin accepts (letters, digits, "_", "-"): X-Sticky-Session`);
-    for (const k of ['cookieConfig', 'cookie']) if (sp[k] !== undefined) ctx.report('ignored', source, `${field}.${k}`, 'a cookie setting with type Header: the API refuses it, nothing to carry');
-  } else if (type === 'Cookie') {
-    config.transport = 'cookie';
-    const cookie = at(sp, 'cookie', 'name') ?? sp.sessionName;
-    const where = at(sp, 'cookie', 'name') !== undefined ? `${field}.cookie.name` : `${field}.sessionName`;
-    if (typeof cookie === 'string' && COOKIE_NAME.test(cookie)) config.cookie_name = cookie;
-    else if (cookie === undefined) {
-      config.cookie_name = generated;
-      ctx.report('differs', source, where, `no name given: ${generated}, unique to this rule as GEP-1619 asks`);
-    } else {
-      config.cookie_name = generated;
-      ctx.report('unmapped', source, where, `${JSON.stringify(cookie)} has characters the plugin refuses in a cookie name (letters, digits, "_", "-", "." only): ${generated}`);
-    }
-    const path = at(sp, 'cookie', 'path');
-    if (typeof path === 'string' && path.startsWith('/')) config.cookie_path = path;
-    else {
-      if (path !== undefined) ctx.report('unmapped', source, `${field}.cookie.path`, `${JSON.stringify(path)} does not start with "/": Path=/`);
-      config.cookie_path = '/'; // GEP-1619's default.
-    }
-    if (sp.header !== undefined) ctx.report('ignored', source, `${field}.header`, 'a header setting with type Cookie: the API refuses it, nothing to carry');
   } else {
-    ctx.report('unmapped', source, `${field}.type`, `${JSON.stringify(type)} is neither Cookie nor Header; not converted`);
-    return undefined;
-  }
-
-  const lifetimeField = at(sp, 'cookie', 'lifetimeType') !== undefined ? `${field}.cookie.lifetimeType` : `${field}.cookieConfig.lifetimeType`;
-  const lifetime = at(sp, 'cookie', 'lifetimeType') ?? at(sp, 'cookieConfig', 'lifetimeType') ?? 'Session';
-  const absolute = timeout(sp.absoluteTimeout, `${field}.absoluteTimeout`, source, ctx);
-  if (absolute !== undefined) config.absolute_timeout = absolute;
-  if (type === 'Cookie') {
-    if (lifetime === 'Permanent') {
-      // The cookie lives as long as the session may: Max-Age = absoluteTimeout (required by the API).
-      if (absolute !== undefined) config.cookie_max_age = absolute;
-      else ctx.report('unmapped', source, lifetimeField, 'Permanent without a usable absoluteTimeout (the API requires one): a browser-session cookie');
-    } else if (lifetime === 'Session') {
-      config.cookie_max_age = 0;
-    } else {
-      ctx.report('unmapped', source, lifetimeField, `${JSON.stringify(lifetime)} is neither Session nor Permanent: a browser-session cookie`);
+    const headerWithCookie = isObj(sp) && sp.type === 'Header' && sp.cookieConfig !== undefined;
+    for (const k of parsed.ignored) {
+      if (!(headerWithCookie && k === 'cookieConfig')) ctx.report('unmapped', source, `${field}.${k}`, 'a field the plugin does not know (a newer Gateway API?): not honoured');
+    }
+    if (headerWithCookie) {
+      ctx.report('ignored', source, `${field}.cookieConfig`, 'a cookie setting with type Header (Gateway API v1.5 and later refuse it): nothing to honour');
+    }
+    const { policy } = parsed;
+    const nameField = parsed.shape === 'main' ? `${field}.${policy.type}.name` : `${field}.sessionName`;
+    // A cookie without a name gets one of its own per rule (<cookie_name>_<8 hex>), as GEP-1619
+    // asks (src/config/session-persistence.ts): nothing to report. A header has no such rule.
+    if (policy.name === undefined && policy.type === 'header') {
+      ctx.report('differs', source, nameField, "no name: the KongPlugin's header_name (X-Sticky-Session), the same for every rule that names none (tokens stay bound to their rule)");
+    }
+    if (policy.type === 'cookie' && policy.cookiePath === undefined) {
+      const paths = matchPaths(rule).filter((p) => p !== '/');
+      if (paths.length > 0) {
+        ctx.report(
+          'differs',
+          source,
+          field,
+          `cookie Path=/ (the KongPlugin's cookie_path, gateway-api main's default), not the matched path (${paths.join(', ')}) that GEP-1619 up to v1.6 derives: the browser sends the cookie on every path of the host`,
+        );
+      }
+    }
+    if (policy.idleTimeoutS !== undefined) {
+      ctx.report(
+        'differs',
+        source,
+        `${field}.idleTimeout`,
+        `the plugin keeps no server state: it re-issues the token once idle_refresh_percent (50%) of the window has passed, so a session ends after ${Math.ceil(policy.idleTimeoutS / 2)} to ${policy.idleTimeoutS} s without requests, not exactly ${policy.idleTimeoutS} s. Gateway API v1.6 removed the field: a v1.6 API server refuses it (kubectl's strict validation) or drops it; there, set idle_timeout in the KongPlugin instead`,
+      );
+    }
+    if (isObj(sp)) {
+      for (const k of ['absoluteTimeout', 'idleTimeout']) {
+        const ms = parseGatewayDuration(sp[k]);
+        if (ms !== undefined && ms % 1000 !== 0) ctx.report('differs', source, `${field}.${k}`, `${String(sp[k])}: the plugin counts whole seconds, ${Math.ceil(ms / 1000)} s`);
+      }
     }
   }
-
-  const idle = timeout(sp.idleTimeout, `${field}.idleTimeout`, source, ctx);
-  if (idle !== undefined) {
-    config.idle_timeout = idle;
-    ctx.report(
-      'differs',
-      source,
-      `${field}.idleTimeout`,
-      `the plugin keeps no server state: it re-issues the token once idle_refresh_percent (50%) of the window has passed, so a session ends after ${Math.ceil(idle / 2)} to ${idle} s without requests, not exactly ${idle} s`,
-    );
-  }
-
-  // HTTPRoute backends get a Kong service host KIC names httproute.<ns>.svc...: the plugin
-  // cannot read the Service from it, so the config names it.
-  config.kubernetes_namespace = backendNs;
-  config.kubernetes_service = backendName;
-  const port = backend.port;
-  const service = ctx.service(backendNs, backendName);
-  const servicePorts = Array.isArray(at(service, 'spec', 'ports')) ? (at(service, 'spec', 'ports') as unknown[]).filter(isObj) : [];
-  const named = servicePorts.find((p) => p.port === port && typeof p.name === 'string' && p.name !== '');
-  if (named) config.kubernetes_port = String(named.name);
-  else if (typeof port === 'number') {
-    config.kubernetes_port = String(port);
-    if (!service) {
-      ctx.report('differs', source, `${field.replace(/\.sessionPersistence$/, "")}.backendRefs[0].port`, `Service ${backendNs}/${backendName} is not in the input: kubernetes_port ${port} finds the port only if the Service has one port; for a multi-port Service set it to the port's name`);
-    }
-  }
-  ctx.report(
-    'differs',
-    source,
-    field,
-    'KongPlugin attached to this rule (ExtensionRef filter): a session token is bound to the Kong route KIC makes of the rule, as GEP-1619 scopes persistence to the rule',
-  );
-  return ctx.addPlugin(routeNs, pluginName(nameOf(route), label, 'sticky-session'), config, source);
+  return ctx.addPlugin(namespaceOf(route), pluginName(nameOf(route), label, 'sticky-session'), {}, source);
 }
 
-/** A GEP-2257 duration as whole seconds for the plugin, or undefined (reported) when unusable. */
-function timeout(value: unknown, field: string, source: string, ctx: ConvertContext): number | undefined {
-  if (value === undefined) return undefined;
-  const ms = parseGatewayDuration(value);
-  if (ms === undefined) {
-    ctx.report('unmapped', source, field, `${JSON.stringify(value)} is not a Gateway API duration (GEP-2257); no limit`);
-    return undefined;
-  }
-  if (ms === 0) {
-    ctx.report('unmapped', source, field, '0s: for the plugin 0 means no limit, and a session that ends at once is no session; no limit');
-    return undefined;
-  }
-  let s = ceilSeconds(ms);
-  if (s * 1000 !== ms) ctx.report('differs', source, field, `${String(value)}: the plugin counts whole seconds, ${s} s`);
-  if (s > SECONDS_PER_YEAR) {
-    ctx.report('differs', source, field, `${String(value)} is more than the plugin's limit of a year: ${SECONDS_PER_YEAR} s`);
-    s = SECONDS_PER_YEAR;
-  }
-  return s;
+/** The path values of a rule's matches (a rule without matches matches every path: `/`). */
+function matchPaths(rule: Obj): string[] {
+  const matches = Array.isArray(rule.matches) ? rule.matches : [];
+  if (matches.length === 0) return ['/'];
+  return matches.map((m) => at(m, 'path', 'value')).map((v) => (typeof v === 'string' ? v : '/'));
 }

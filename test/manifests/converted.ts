@@ -1,12 +1,13 @@
 /**
  * Validation of what `sticky-session convert` writes, with the checkers of validate.ts plus the
- * kinds only a conversion emits: HTTPRoute (Gateway API models) and KongUpstreamPolicy (the
- * fields and rules of KIC's CRD that a converted policy can touch).
+ * kinds only a conversion emits: Gateway API kinds (the v1.6.1 experimental-channel schema of
+ * gateway-api.ts) and KongUpstreamPolicy (the fields and rules of KIC's CRD that a converted
+ * policy can touch).
  */
-import { HTTPRoute } from '@kubernetes-models/gateway-api/gateway.networking.k8s.io/v1/HTTPRoute';
 import { resolveConfig } from '../../src/config/resolve.js';
 import { FailoverSchema, Schema } from '../../src/config/schema.js';
 import { checkPluginSchema, processPluginConfig, removeNulls, type PluginSchemaDump } from '../harness/kong-schema.js';
+import { gatewayApiProblems, isGatewayApi } from './gateway-api.js';
 import { isObj, KONGPLUGIN_KEY, kindKey, manifestProblems, pluginConfigProblems, type Obj } from './validate.js';
 
 /** A stand-in for the Secret's value: what `openssl rand -base64 32` prints is 44 characters. */
@@ -73,14 +74,7 @@ export function convertedProblems(doc: unknown): string[] {
     // change_on_failure is in the schema of the plugins-failover/ server only (the report says so).
     return [...problems, ...(config.change_on_failure === true ? failoverConfigProblems(config) : pluginConfigProblems(config))];
   }
-  if (key === 'gateway.networking.k8s.io/v1/HTTPRoute') {
-    try {
-      new HTTPRoute(doc as never).validate();
-      return [];
-    } catch (e) {
-      return [`${key}: ${(e as Error).message}`];
-    }
-  }
+  if (isGatewayApi(doc)) return gatewayApiProblems(doc);
   if (key === 'configuration.konghq.com/v1beta1/KongUpstreamPolicy') {
     const spec = isObj(doc.spec) ? doc.spec : {};
     const problems = Object.keys(spec).filter((k) => !KUP_SPEC_FIELDS.has(k)).map((k) => `${key}: spec.${k}: unknown field`);

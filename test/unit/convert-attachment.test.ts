@@ -3,14 +3,18 @@
  * under KIC, and from it which Kubernetes Service it watches. These tests take the examples'
  * output and put each plugin's config through the plugin's own resolution (service-ref.ts)
  * with the hosts KIC gives: `<service>.<namespace>.<port>.svc` for Ingress backends
- * (subtranslator/ingress.go), `httproute.<namespace>.svc.<namespace>.<service>.<port>` for
- * HTTPRoute backends (subtranslator/httproute.go).
+ * (subtranslator/ingress.go). An HTTPRoute rule's plugin names no Service: KIC's Kong route
+ * (`httproute.<ns>.<name>.<rule>.<match>`, k8s-* tags) and service names lead the plugin to the
+ * rule, read with the runtime's own parsers (src/endpoints/gateway-api/).
  */
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { readDocuments } from '../../src/cli/convert.js';
 import { convert, DEFAULT_OPTIONS } from '../../src/convert/index.js';
+import { identifyKicRoute } from '../../src/endpoints/gateway-api/kic-names.js';
+import type { HTTPRouteLike } from '../../src/endpoints/gateway-api/httproute.js';
+import { findKicService } from '../../src/endpoints/gateway-api/rule-backends.js';
 import { resolveServiceRef } from '../../src/endpoints/kubernetes/service-ref.js';
 import { REPO_DIR } from '../manifests/validate.js';
 
@@ -41,18 +45,23 @@ describe('the Service each converted plugin watches under KIC', () => {
     }
   });
 
-  it('HTTPRoute: KIC\'s host names no Service, the converted config does, with the port by name', () => {
+  it("HTTPRoute: each rule's plugin has only the secrets; KIC's route and service names lead it to that rule", () => {
     const docs = converted('gateway-api');
     const plugins = pluginsOf(docs);
     const route = docs.find((d) => d.kind === 'HTTPRoute') as Obj;
-    const rules = ((route.spec as Obj).rules as Obj[]).filter((r) => r.filters !== undefined);
-    expect(rules).toHaveLength(2);
-    for (const rule of rules) {
-      const name = String((((rule.filters as Obj[])[0] as Obj).extensionRef as Obj).name);
-      const backend = (rule.backendRefs as Obj[])[0] as Obj;
-      const host = `httproute.shop.svc.shop.${String(backend.name)}.${String(backend.port)}`;
-      expect(resolveServiceRef({}, host).ok).toBe(false); // why the config names the Service
-      expect(resolveServiceRef(plugins.get(name) as Obj, host)).toEqual({ ok: true, ref: { namespace: 'shop', service: 'servicev1', port: 'http' } });
+    const rules = (route.spec as Obj).rules as Obj[];
+    const attached = rules.flatMap((rule, i) => ((rule.filters as Obj[] | undefined) ?? []).map((f) => [i, String((f.extensionRef as Obj).name)] as const));
+    expect(attached.map(([i]) => i)).toEqual(rules.flatMap((r, i) => (r.sessionPersistence !== undefined ? [i] : [])));
+    expect(attached.length).toBeGreaterThanOrEqual(3);
+    for (const [i, name] of attached) {
+      expect(plugins.get(name), name).toEqual({}); // secrets come by configPatches
+      // KIC 3.4+ traditional router: route httproute.<ns>.<name>.<rule>.<match>, with the HTTPRoute's tags.
+      const tags = ['k8s-name:shop', 'k8s-namespace:shop', 'k8s-kind:HTTPRoute', 'k8s-group:gateway.networking.k8s.io', 'k8s-version:v1'];
+      expect(identifyKicRoute(`httproute.shop.shop.${i}.0`, tags)).toMatchObject({ namespace: 'shop', name: 'shop', rule: i });
+      // The Kong service is named after the first rule with the same backendRefs; it holds this rule.
+      const first = rules.findIndex((r) => JSON.stringify(r.backendRefs) === JSON.stringify(rules[i]?.backendRefs));
+      const found = findKicService(`httproute.shop.shop.${first}`, [route as unknown as HTTPRouteLike]);
+      expect(found.flatMap((m) => m.rules.map((r) => r.rule))).toContain(i);
     }
   });
 

@@ -47,7 +47,7 @@ describe('sticky-session convert (CLI)', () => {
   it.each([
     ['ingress-nginx', ['--ingress-class', 'kong'], ['KongPlugin', 'KongPlugin', 'KongPlugin', 'KongPlugin', 'Service', 'Ingress', 'Ingress', 'Ingress', 'Ingress']],
     ['kong-upstream-policy', [], ['KongPlugin', 'KongPlugin', 'KongUpstreamPolicy', 'Service', 'KongUpstreamPolicy', 'Service']],
-    ['gateway-api', [], ['KongPlugin', 'KongPlugin', 'Service', 'HTTPRoute']],
+    ['gateway-api', [], ['KongPlugin', 'KongPlugin', 'KongPlugin', 'Service', 'Service', 'HTTPRoute']],
   ])('converts docs/examples/convert/%s.yaml into YAML that validates', async (name, args, expectedKinds) => {
     const run = await convert(['-f', example(name), ...args]);
     expect(run.code, run.err).toBe(0);
@@ -116,6 +116,8 @@ describe('sticky-session convert (CLI)', () => {
     expect(strict.err).toMatch(/^UNMAPPED Ingress shop\/cart nginx.ingress.kubernetes.io\/affinity-canary-behavior: /m);
     expect(docsOf(strict).length).toBe(9);
     expect((await convert(['--strict', '-f', example('kong-upstream-policy')])).code).toBe(0);
+    // A traffic split converts: nothing unmapped in the Gateway API example.
+    expect((await convert(['--strict', '-f', example('gateway-api')])).code).toBe(0);
     expect((await convert(['-f', example('ingress-nginx')])).code).toBe(0);
   });
 
@@ -124,10 +126,10 @@ describe('sticky-session convert (CLI)', () => {
     const fromStdin = await convert([], all);
     expect(fromStdin.code, fromStdin.err).toBe(0);
     const docs = docsOf(fromStdin);
-    expect(docs.filter((d) => d.kind === 'KongPlugin')).toHaveLength(8);
-    expect(fromStdin.err).toMatch(/^sticky-session convert: 7 resources converted into 8 KongPlugins;/m);
+    expect(docs.filter((d) => d.kind === 'KongPlugin')).toHaveLength(9);
+    expect(fromStdin.err).toMatch(/^sticky-session convert: 7 resources converted into 9 KongPlugins;/m);
     const mixed = await convert(['-f', '-', '-f', example('gateway-api')], readFileSync(example('kong-upstream-policy'), 'utf8'));
-    expect(kinds(docsOf(mixed)).filter((k) => k === 'KongPlugin')).toHaveLength(4);
+    expect(kinds(docsOf(mixed)).filter((k) => k === 'KongPlugin')).toHaveLength(5);
   });
 
   it('passes unrelated documents through unchanged, converted ones without server-set fields; reads kind: List', async () => {

@@ -35,83 +35,114 @@ describe('GEP-2257 durations', () => {
 });
 
 describe('HTTPRoute sessionPersistence', () => {
-  it('v1.1-v1.5 cookie: name, timeouts, Permanent lifetime as Max-Age; the plugin goes on the rule by an ExtensionRef filter', () => {
-    const { result, plugins, config, outRules } = run([
-      rule({ sessionName: 'cart', absoluteTimeout: '1h30m', idleTimeout: '30m', type: 'Cookie', cookieConfig: { lifetimeType: 'Permanent' } }, { name: 'cart' }),
-      { backendRefs: [{ name: 'web', port: 80 }] },
-    ]);
-    expect(config).toEqual({
-      transport: 'cookie',
-      cookie_name: 'cart',
-      cookie_path: '/',
-      absolute_timeout: 5400,
-      cookie_max_age: 5400,
-      idle_timeout: 1800,
-      kubernetes_namespace: 'shop',
-      kubernetes_service: 'web',
-      kubernetes_port: 'http',
-    });
-    expect((plugins[0]?.metadata as Obj).name).toBe('shop-cart-sticky-session');
-    expect(outRules[0]).toEqual({
-      name: 'cart',
-      backendRefs: [{ name: 'web', port: 80 }],
-      filters: [{ type: 'ExtensionRef', extensionRef: { group: 'configuration.konghq.com', kind: 'KongPlugin', name: 'shop-cart-sticky-session' } }],
-    });
+  const extensionRef = (name: string): Obj => ({ type: 'ExtensionRef', extensionRef: { group: 'configuration.konghq.com', kind: 'KongPlugin', name } });
+
+  it('v1.6.1 cookie: sessionPersistence stays on the rule as is, a KongPlugin with only the secrets goes on it by an ExtensionRef filter', () => {
+    const sp = { sessionName: 'cart', absoluteTimeout: '1h30m', type: 'Cookie', cookieConfig: { lifetimeType: 'Permanent' } };
+    const { result, plugins, outRules } = run([rule(sp, { name: 'cart' }), { backendRefs: [{ name: 'web', port: 80 }] }]);
+    expect(plugins).toHaveLength(1);
+    const plugin = plugins[0] as Obj;
+    expect(plugin.config).toEqual({});
+    expect(plugin.configPatches).toEqual([{ path: '/secrets', valueFrom: { secretKeyRef: { name: 'sticky-session-secrets', key: 'secrets' } } }]);
+    expect((plugin.metadata as Obj).name).toBe('shop-cart-sticky-session');
+    expect(outRules[0]).toEqual({ name: 'cart', backendRefs: [{ name: 'web', port: 80 }], sessionPersistence: sp, filters: [extensionRef('shop-cart-sticky-session')] });
     expect(outRules[1]).toEqual({ backendRefs: [{ name: 'web', port: 80 }] }); // no persistence, no plugin
-    expect(result.reports.find((r) => r.field.endsWith('idleTimeout'))?.message).toMatch(/900 to 1800 s/);
+    // Nothing differs from GEP-1619 here; the Secret and the RBAC are to do.
+    expect(result.reports.map((r) => `${r.level} ${r.source}`)).toEqual(['action Secret shop/sticky-session-secrets', 'action ClusterRole sticky-session-endpointslices-reader']);
     for (const d of result.documents) expect(convertedProblems(d)).toEqual([]);
   });
 
-  it('Session lifetime (the default): a browser-session cookie, the absolute timeout enforced by the token', () => {
-    const { config } = run([rule({ sessionName: 's', absoluteTimeout: '10m' })]);
-    expect(config).toMatchObject({ transport: 'cookie', cookie_max_age: 0, absolute_timeout: 600 });
+  it('a traffic split converts like any rule (weights 90/10, and 0)', () => {
+    const split = rule({ sessionName: 's' }, { backendRefs: [{ name: 'web', port: 80, weight: 90 }, { name: 'web-v2', port: 80, weight: 10 }] });
+    const drained = rule({ sessionName: 't' }, { name: 'old', backendRefs: [{ name: 'web', port: 80, weight: 0 }, { name: 'web-v2', port: 80, weight: 100 }] });
+    const { result, plugins, outRules } = run([split, drained]);
+    expect(plugins.map((p) => (p.metadata as Obj).name)).toEqual(['shop-0-sticky-session', 'shop-old-sticky-session']);
+    expect(outRules.map((r) => r.filters)).toEqual([[extensionRef('shop-0-sticky-session')], [extensionRef('shop-old-sticky-session')]]);
+    expect(outRules.map((r) => r.backendRefs)).toEqual([split.backendRefs, drained.backendRefs]);
+    expect(result.reports.filter((r) => r.level !== 'action')).toEqual([]);
+    for (const d of result.documents) expect(convertedProblems(d)).toEqual([]);
   });
 
-  it('no name: a unique generated cookie name, reported', () => {
-    const { config, result } = run([rule({ absoluteTimeout: '1h' })]);
-    expect(config.cookie_name).toBe('sp_shop_shop_0');
-    expect(result.reports.find((r) => r.field.endsWith('sessionName'))?.level).toBe('differs');
+  it('keeps filters the rule has, and converting the output again adds no second filter or plugin', () => {
+    const header = { type: 'RequestHeaderModifier', requestHeaderModifier: { add: [{ name: 'X-A', value: '1' }] } };
+    const first = convert([service, route([rule({ sessionName: 's' }, { filters: [header] })])], DEFAULT_OPTIONS);
+    const again = convert(first.documents, DEFAULT_OPTIONS);
+    expect(again.documents).toEqual(first.documents);
+    const out = first.documents.find((d) => (d as Obj).kind === 'HTTPRoute') as Obj;
+    expect(((out.spec as Obj).rules as Obj[])[0]?.filters).toEqual([header, extensionRef('shop-0-sticky-session')]);
   });
 
-  it('header type (v1.1-v1.6 sessionName, and the later header.name)', () => {
-    expect(run([rule({ sessionName: 'Session-A', type: 'Header', absoluteTimeout: '10m' })]).config).toMatchObject({ transport: 'header', header_name: 'Session-A', absolute_timeout: 600 });
-    const later = run([rule({ type: 'Header', header: { name: 'X-Session' } })]);
-    expect(later.config).toMatchObject({ transport: 'header', header_name: 'X-Session' });
-    expect(later.config).not.toHaveProperty('cookie_max_age');
+  it('Session lifetime (the default) and header type convert with nothing to report', () => {
+    for (const sp of [{ sessionName: 's', absoluteTimeout: '10m' }, { sessionName: 'Session-A', type: 'Header', absoluteTimeout: '10m' }]) {
+      const { result, plugins } = run([rule(sp)]);
+      expect(plugins).toHaveLength(1);
+      expect(result.reports.filter((r) => r.level !== 'action'), JSON.stringify(sp)).toEqual([]);
+    }
   });
 
-  it('the later cookie {name, path, lifetimeType} shape', () => {
-    const { config } = run([rule({ type: 'Cookie', absoluteTimeout: '2h', cookie: { name: 'JSESSIONID', path: '/shop', lifetimeType: 'Permanent' } })]);
-    expect(config).toMatchObject({ cookie_name: 'JSESSIONID', cookie_path: '/shop', cookie_max_age: 7200, absolute_timeout: 7200 });
-  });
-
-  it('sub-second and over-a-year durations are rounded and reported; 0s and nonsense are unmapped', () => {
-    const sub = run([rule({ sessionName: 's', absoluteTimeout: '1500ms', idleTimeout: '9999h' })]);
-    expect(sub.config).toMatchObject({ absolute_timeout: 2, idle_timeout: 31_536_000 });
-    const zero = run([rule({ sessionName: 's', absoluteTimeout: '0s', idleTimeout: '5 minutes' })]);
-    expect(zero.config).not.toHaveProperty('absolute_timeout');
-    expect(zero.config).not.toHaveProperty('idle_timeout');
-    expect(zero.result.reports.filter((r) => r.level === 'unmapped').map((r) => r.field)).toEqual([
-      'spec.rules[0].sessionPersistence.absoluteTimeout',
-      'spec.rules[0].sessionPersistence.idleTimeout',
+  it("no name: a cookie gets one per rule from the plugin (nothing to report), a header the KongPlugin's (reported)", () => {
+    const cookie = run([rule({ absoluteTimeout: '1h' })]);
+    expect(cookie.plugins).toHaveLength(1);
+    expect(cookie.result.reports.filter((r) => r.level !== 'action')).toEqual([]);
+    const header = run([rule({ type: 'Header' })]);
+    expect(header.result.reports.filter((r) => r.level === 'differs').map((r) => [r.field, r.message])).toEqual([
+      ['spec.rules[0].sessionPersistence.sessionName', expect.stringMatching(/KongPlugin's header_name \(X-Sticky-Session\)/)],
     ]);
   });
 
-  it('a traffic split, a non-Service backend or no backend: unmapped, sessionPersistence left on the rule', () => {
-    const split = rule({ sessionName: 's' }, { backendRefs: [{ name: 'a', port: 80, weight: 90 }, { name: 'b', port: 80, weight: 10 }] });
-    const bucket = rule({ sessionName: 's' }, { backendRefs: [{ group: 'example.com', kind: 'Bucket', name: 'b' }] });
-    const none = rule({ sessionName: 's' }, { backendRefs: [] });
-    const { result, plugins, outRules } = run([split, bucket, none]);
-    expect(plugins).toEqual([]);
-    expect(outRules.map((r) => r.sessionPersistence)).toEqual([{ sessionName: 's' }, { sessionName: 's' }, { sessionName: 's' }]);
-    expect(result.reports.map((r) => r.level)).toEqual(['unmapped', 'unmapped', 'unmapped']);
-    expect(result.changed).toEqual([false, false]); // the Service and the route, as read
+  it('a rule matching a path other than /: the cookie Path is / , reported', () => {
+    const { result } = run([rule({ sessionName: 's' }, { matches: [{ path: { type: 'PathPrefix', value: '/cart' } }] })]);
+    expect(result.reports.filter((r) => r.level === 'differs').map((r) => r.message)).toEqual([expect.stringMatching(/Path=\/ .*\(\/cart\)/)]);
+    // gateway-api main's cookie.path says it: nothing to report.
+    const withPath = run([rule({ type: 'Cookie', cookie: { name: 'c', path: '/cart' } }, { matches: [{ path: { type: 'PathPrefix', value: '/cart' } }] })]);
+    expect(withPath.result.reports.filter((r) => r.level === 'differs')).toEqual([]);
   });
 
-  it('a backend Service not in the input: kubernetes_port is its number, with a note about multi-port Services', () => {
-    const { config, result } = run([rule({ sessionName: 's' })], []);
-    expect(config.kubernetes_port).toBe('80');
-    expect(result.reports.some((r) => /multi-port/.test(r.message))).toBe(true);
+  it('v1.1-v1.5 idleTimeout stays on the rule: how the plugin honours it, and that v1.6 refuses it, are reported', () => {
+    const { result, outRules } = run([rule({ sessionName: 's', idleTimeout: '30m' })]);
+    expect(outRules[0]?.sessionPersistence).toEqual({ sessionName: 's', idleTimeout: '30m' });
+    expect(result.reports.find((r) => r.field.endsWith('idleTimeout'))?.message).toMatch(/900 to 1800 s.*v1\.6 removed the field/);
+    // What a v1.6.1 API server says of the converted route.
+    const out = result.documents.find((d) => (d as Obj).kind === 'HTTPRoute');
+    expect(convertedProblems(out)).toEqual([expect.stringMatching(/sessionPersistence: must NOT have additional properties "idleTimeout"/)]);
+  });
+
+  it("gateway-api main's cookie {name, path, lifetimeType} and header {name} shapes are read as the runtime reads them", () => {
+    expect(run([rule({ type: 'Cookie', absoluteTimeout: '2h', cookie: { name: 'JSESSIONID', path: '/shop', lifetimeType: 'Permanent' } })]).result.reports.filter((r) => r.level !== 'action')).toEqual([]);
+    expect(run([rule({ type: 'Header', header: { name: 'X-Session' } })]).result.reports.filter((r) => r.level !== 'action')).toEqual([]);
+    // main's CEL: header.name is required with type Header.
+    const noName = run([rule({ type: 'Header', header: {} })]);
+    expect(noName.result.reports.filter((r) => r.level === 'unmapped').map((r) => r.message)).toEqual([expect.stringMatching(/header.name is required.*KongPlugin's settings/)]);
+  });
+
+  it('sub-second durations are reported as rounded; 0s, nonsense, bad names and mixed shapes are unmapped (the plugin falls back to the KongPlugin)', () => {
+    const sub = run([rule({ sessionName: 's', absoluteTimeout: '1500ms' })]);
+    expect(sub.result.reports.filter((r) => r.level === 'differs').map((r) => r.message)).toEqual(['1500ms: the plugin counts whole seconds, 2 s']);
+    for (const sp of [
+      { sessionName: 's', absoluteTimeout: '0s' },
+      { sessionName: 's', idleTimeout: '5 minutes' },
+      { sessionName: 'cart session' },
+      { sessionName: 's', type: 'Query' },
+      { sessionName: 's', cookieConfig: { lifetimeType: 'Permanent' } },
+      { sessionName: 's', cookie: { name: 'c' } },
+    ]) {
+      const { result, plugins } = run([rule(sp)]);
+      expect(plugins, JSON.stringify(sp)).toHaveLength(1); // still attached: the rule's backends stay the endpoint set
+      expect(result.reports.filter((r) => r.level === 'unmapped').map((r) => r.field), JSON.stringify(sp)).toEqual(['spec.rules[0].sessionPersistence']);
+    }
+  });
+
+  it('a rule without a Service backend, or without backends: no plugin, the route as read; a non-Service beside a Service is ignored', () => {
+    const bucket = rule({ sessionName: 's' }, { backendRefs: [{ group: 'example.com', kind: 'Bucket', name: 'b' }] });
+    const none = rule({ sessionName: 's' }, { backendRefs: [] });
+    const { result, plugins, outRules } = run([bucket, none]);
+    expect(plugins).toEqual([]);
+    expect(outRules.map((r) => r.filters)).toEqual([undefined, undefined]);
+    expect(result.reports.map((r) => r.level)).toEqual(['unmapped', 'ignored']);
+    expect(result.changed).toEqual([false, false]); // the Service and the route, as read
+    const mixed = run([rule({ sessionName: 's' }, { backendRefs: [{ name: 'web', port: 80 }, { group: 'example.com', kind: 'Bucket', name: 'b' }] })]);
+    expect(mixed.plugins).toHaveLength(1);
+    expect(mixed.result.reports.filter((r) => r.level === 'ignored').map((r) => r.field)).toEqual(['spec.rules[0].backendRefs[1]']);
   });
 
   it('unknown sessionPersistence fields are unmapped; BackendLBPolicy and GRPCRoute persistence are reported, passed through', () => {
