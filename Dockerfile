@@ -47,7 +47,7 @@ COPY plugins-failover ./plugins-failover
 # ts-node is installed (here only prune-production.mjs's stand-in is); 8 MB semi-spaces and a
 # 20% heap growing factor keep V8's heap near its live size.
 ENV KONG_PLUGINS=bundled,sticky-session \
-    KONG_NGINX_MAIN_ENV="KUBERNETES_SERVICE_HOST; env KUBERNETES_SERVICE_PORT; env KUBECONFIG; env STICKY_SESSION_LOG_LEVEL; env STICKY_SESSION_METRICS_PORT; env STICKY_SESSION_METRICS_ADDRESS" \
+    KONG_NGINX_MAIN_ENV="KUBERNETES_SERVICE_HOST; env KUBERNETES_SERVICE_PORT; env KUBECONFIG; env STICKY_SESSION_LOG_LEVEL; env STICKY_SESSION_METRICS_PORT; env STICKY_SESSION_METRICS_ADDRESS; env STICKY_SESSION_WATCH_SCOPE" \
     KONG_PLUGINSERVER_NAMES=sticky-session \
     KONG_PLUGINSERVER_STICKY_SESSION_SOCKET=/tmp/sticky-session.sock \
     KONG_PLUGINSERVER_STICKY_SESSION_START_CMD="/usr/local/bin/node --max-semi-space-size=8 --heap-growing-percent=20 --require /opt/sticky-session/dist/skip-ts-node.cjs /opt/sticky-session/node_modules/kong-pdk/bin/kong-js-pluginserver --plugins-directory /opt/sticky-session/plugins --kong-prefix /tmp --sock-name sticky-session.sock" \

@@ -12,6 +12,7 @@ export const SERVER_ENV = {
   STICKY_SESSION_LOG_LEVEL: 'the plugin server log level (default info)',
   STICKY_SESSION_METRICS_PORT: 'metrics and status listener port (unset: off)',
   STICKY_SESSION_METRICS_ADDRESS: 'metrics and status listener address (default 127.0.0.1)',
+  STICKY_SESSION_WATCH_SCOPE: 'namespace (default): one list-and-watch per kind and namespace; cluster: one per kind for all namespaces',
 } as const;
 
 export type ServerEnvName = keyof typeof SERVER_ENV;

@@ -16,7 +16,7 @@
  *     (a probe request with a cookie pinned to that pod), p50 and p99;
  *   - what the API server sent: list items, watch events and bytes.
  *
- *   npm run bench:watch-scale [-- --services 1000 --namespaces 4 --rounds 100]
+ *   npm run bench:watch-scale [-- --services 1000 --namespaces 4 --rounds 100 --scope namespace|cluster]
  *   (--repo-dir DIR runs the plugin server of another checkout, built: to measure a former design)
  */
 import { randomUUID } from 'node:crypto';
@@ -35,6 +35,8 @@ const PODS = 3;
 export interface WatchScaleResult {
   readonly services: number;
   readonly namespaces: number;
+  /** STICKY_SESSION_WATCH_SCOPE: one list-and-watch per kind and namespace, or per kind for the cluster. */
+  readonly scope: 'namespace' | 'cluster';
   readonly rounds: number;
   /** Connections to the API server open once every Service is synced, and the most at once. */
   readonly connections: number;
@@ -89,7 +91,7 @@ async function statusOf(port: number): Promise<{ services: { source: string; syn
 }
 
 export async function benchWatchScale(
-  opts: { services?: number; namespaces?: number; rounds?: number; repoDir?: string; log?: (line: string) => void } = {},
+  opts: { services?: number; namespaces?: number; rounds?: number; scope?: 'namespace' | 'cluster'; repoDir?: string; log?: (line: string) => void } = {},
 ): Promise<WatchScaleResult> {
   const count = opts.services ?? 1000;
   const namespaces = opts.namespaces ?? 4;
@@ -113,7 +115,11 @@ export async function benchWatchScale(
       workers: 1,
       callTimeoutMs: 10_000,
       ...(opts.repoDir ? { repoDir: opts.repoDir } : {}),
-      env: { KUBECONFIG: api.writeKubeconfig(dir), STICKY_SESSION_METRICS_PORT: String(statusPort) },
+      env: {
+        KUBECONFIG: api.writeKubeconfig(dir),
+        STICKY_SESSION_METRICS_PORT: String(statusPort),
+        ...(opts.scope ? { STICKY_SESSION_WATCH_SCOPE: opts.scope } : {}),
+      },
     });
     const k = kong;
     for (const svc of services) {
@@ -183,6 +189,7 @@ export async function benchWatchScale(
     return {
       services: count,
       namespaces,
+      scope: opts.scope ?? 'namespace',
       rounds,
       connections,
       peakConnections: api.sent.peakConnections,
@@ -207,7 +214,7 @@ export async function benchWatchScale(
 
 export function printWatchScale(r: WatchScaleResult): void {
   printTable(
-    `Watch scale through the real plugin server: ${fmt.int(r.services)} Services of ${PODS} pods in ${r.namespaces} namespaces, one plugin instance each; ${r.rounds} changes of one Service while the others are quiet`,
+    `Watch scale through the real plugin server: ${fmt.int(r.services)} Services of ${PODS} pods in ${r.namespaces} namespaces (watched per ${r.scope === 'cluster' ? 'cluster' : 'namespace'}), one plugin instance each; ${r.rounds} changes of one Service while the others are quiet`,
     ['API-server connections (peak)', 'watches', 'all synced (after last start)', 'RSS synced / after', 'propagation p50', 'p99', 'max', 'API server sent'],
     [
       [
@@ -240,6 +247,7 @@ if (isMain(import.meta)) {
     services: numberOption('services', 1000),
     namespaces: numberOption('namespaces', 4),
     rounds: numberOption('rounds', 100),
+    scope: option('scope') === 'cluster' ? 'cluster' : 'namespace',
     ...(repoDir ? { repoDir: path.resolve(repoDir) } : {}),
     log: (line) => process.stderr.write(line + '\n'),
   });

@@ -152,7 +152,12 @@ describe('a canary shifting weights while a backend rolls its pods', () => {
     api.applyObject(HTTP_ROUTE_KIND, httpRoute(NS, 'web', rule(90, 10)));
     dir = mkdtempSync(join(tmpdir(), 'gateway-rollout-'));
     metricsPort = await freePort();
-    kong = await KongEmulator.start({ useDockerfile: true, workers: 2, env: { KUBECONFIG: api.writeKubeconfig(dir), STICKY_SESSION_METRICS_PORT: String(metricsPort) } });
+    // Watched cluster-wide here (the other Gateway API tests watch per namespace, the default).
+    kong = await KongEmulator.start({
+      useDockerfile: true,
+      workers: 2,
+      env: { KUBECONFIG: api.writeKubeconfig(dir), STICKY_SESSION_METRICS_PORT: String(metricsPort), STICKY_SESSION_WATCH_SCOPE: 'cluster' },
+    });
     plugin = kong.addPlugin({ route: kicRoute(NS, 'web', 0).id as string, config: { secrets: [SECRET] } }).id;
     // The first request opens the rule's view.
     await kong.request({ service: kicService(NS, 'web', 0), route: kicRoute(NS, 'web', 0) }, { plugin });
@@ -184,5 +189,11 @@ describe('a canary shifting weights while a backend rolls its pods', () => {
     // v1 at weight 0 when its last old pod stopped: those sessions all went to v2, none to v1's new pod.
     expect(clients.filter((c) => c.ip === '192.0.2.15')).toEqual([]);
     expect(tally.requests).toBe(60 * 10);
+    // One watch per kind for the whole cluster (STICKY_SESSION_WATCH_SCOPE=cluster).
+    expect(api.watchesByResource()).toEqual({
+      'endpointslices.discovery.k8s.io *': 1,
+      'httproutes.gateway.networking.k8s.io *': 1,
+      'services *': 1,
+    });
   });
 });

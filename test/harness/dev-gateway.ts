@@ -650,7 +650,7 @@ Options (environment in brackets):
   -h, --help
 
 The plugin server gets the variables it reads from this environment, as the image would:
-STICKY_SESSION_LOG_LEVEL, STICKY_SESSION_METRICS_PORT, STICKY_SESSION_METRICS_ADDRESS, KUBECONFIG.
+STICKY_SESSION_LOG_LEVEL, STICKY_SESSION_METRICS_PORT, STICKY_SESSION_METRICS_ADDRESS, STICKY_SESSION_WATCH_SCOPE, KUBECONFIG.
 `;
 
 async function main(): Promise<void> {

@@ -15,6 +15,7 @@ import {
   acquireObjectCache,
   HTTP_ROUTES,
   REFERENCE_GRANTS,
+  scopeFor,
   SERVICES,
   type EndpointSliceWatcherOptions,
   type KubeObject,
@@ -241,7 +242,7 @@ export class GatewayRuleSource implements EndpointSource {
   }
 
   private watch<T extends KubeObject>(kind: ResourceKind, namespace: string): HeldCache<T> {
-    const lease = acquireObjectCache<T>(kind, { namespace }, this.options.objects);
+    const lease = acquireObjectCache<T>(kind, scopeFor(namespace), this.options.objects);
     const unsubscribe = lease.value.onChange(() => this.recompute(), { namespace });
     return { lease, unsubscribe };
   }

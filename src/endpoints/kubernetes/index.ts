@@ -21,6 +21,7 @@ export { EndpointSliceWatcher };
 export {
   acquireObjectCache,
   objectCacheKeys,
+  scopeFor,
   ENDPOINT_SLICES,
   HTTP_ROUTES,
   REFERENCE_GRANTS,

@@ -448,6 +448,25 @@ function message(err: unknown): string {
 
 // --- the process-wide caches ---------------------------------------------------------------
 
+let warnedScope = '';
+
+/**
+ * Where the objects of one namespace are listed and watched. `namespace` (the default): one
+ * list-and-watch per kind and namespace, which namespaced RBAC allows. `cluster`
+ * (STICKY_SESSION_WATCH_SCOPE): one per kind for every namespace, so a Kong pod holds a few
+ * watches however many namespaces it serves, and receives every namespace's changes of that
+ * kind (needs the ClusterRole).
+ */
+export function scopeFor(namespace: string, env: NodeJS.ProcessEnv = process.env): CacheScope {
+  const scope = env.STICKY_SESSION_WATCH_SCOPE?.trim() || 'namespace';
+  if (scope === 'cluster') return {};
+  if (scope !== 'namespace' && scope !== warnedScope) {
+    warnedScope = scope;
+    log.warn({ STICKY_SESSION_WATCH_SCOPE: scope }, 'STICKY_SESSION_WATCH_SCOPE is neither namespace nor cluster: watching per namespace');
+  }
+  return { namespace };
+}
+
 const caches = new SharedRegistry<Informer<KubeObject>>((cache) => cache.close());
 
 /**

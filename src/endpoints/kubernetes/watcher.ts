@@ -12,7 +12,7 @@ import type { Lease } from '../../shared.js';
 import { ViewListeners } from '../view-listeners.js';
 import { makeSnapshot, type Endpoint, type EndpointSnapshot, type EndpointSource } from '../types.js';
 import type { KubeObject } from './api.js';
-import { acquireObjectCache, ENDPOINT_SLICES, type ObjectCache, type ObjectCacheOptions, type ObjectChange } from './informer.js';
+import { acquireObjectCache, ENDPOINT_SLICES, scopeFor, type ObjectCache, type ObjectCacheOptions, type ObjectChange } from './informer.js';
 import { canonicalServiceRef, describeServiceRef, serviceRefKey, type ServiceRef } from './service-ref.js';
 import { sameEndpoints, SliceEndpoints, type EndpointSliceLike } from './slices.js';
 
@@ -71,7 +71,7 @@ export class EndpointSliceWatcher implements EndpointSource {
     this.key = serviceRefKey(ref);
     this.name = describeServiceRef(ref);
     this.slices = new SliceEndpoints(this.ref.port);
-    this.lease = acquireObjectCache<EndpointSliceObject>(ENDPOINT_SLICES, { namespace: this.ref.namespace }, options);
+    this.lease = acquireObjectCache<EndpointSliceObject>(ENDPOINT_SLICES, scopeFor(this.ref.namespace), options);
     this.cache = this.lease.value;
     const label = { key: SERVICE_NAME_LABEL, value: this.ref.service };
     this.unsubscribe = this.cache.onChange((change) => this.apply(change), { namespace: this.ref.namespace, label });
