@@ -6,6 +6,7 @@
  * HTTPRoute bound to each of those routes. For tests and the dev gateway.
  */
 import { createHash } from 'node:crypto';
+import { gatewayApiProblems } from '../manifests/gateway-api.js';
 import type { ObjectInput } from './kube-apiserver.js';
 import type { RouteEntity, ServiceEntity } from './pdk.js';
 
@@ -23,9 +24,13 @@ export interface RuleInput {
   readonly sessionPersistence?: Record<string, unknown>;
 }
 
-/** An HTTPRoute in v1 with the CRD's defaults filled in (group "", kind Service, weight 1), as the API server stores it. */
+/**
+ * An HTTPRoute in v1 with the CRD's defaults filled in (group "", kind Service, weight 1), as
+ * the API server stores it. Checked against the v1.6.1 experimental-channel schema (CEL rules
+ * included): a test cannot build one a real API server would refuse.
+ */
 export function httpRoute(namespace: string, name: string, rules: readonly RuleInput[], gateway = 'kong'): ObjectInput {
-  return {
+  return valid({
     apiVersion: 'gateway.networking.k8s.io/v1',
     kind: 'HTTPRoute',
     metadata: { name, namespace },
@@ -38,7 +43,7 @@ export function httpRoute(namespace: string, name: string, rules: readonly RuleI
         ...(r.sessionPersistence ? { sessionPersistence: r.sessionPersistence } : {}),
       })),
     },
-  };
+  });
 }
 
 /** A ClusterIP Service with one named port `http` (port -> targetPort). */
@@ -52,7 +57,7 @@ export function service(namespace: string, name: string, port = 80, targetPort =
 }
 
 export function referenceGrant(namespace: string, name: string, fromNamespace: string, serviceName?: string): ObjectInput {
-  return {
+  return valid({
     apiVersion: 'gateway.networking.k8s.io/v1beta1',
     kind: 'ReferenceGrant',
     metadata: { name, namespace },
@@ -60,7 +65,13 @@ export function referenceGrant(namespace: string, name: string, fromNamespace: s
       from: [{ group: 'gateway.networking.k8s.io', kind: 'HTTPRoute', namespace: fromNamespace }],
       to: [{ group: '', kind: 'Service', ...(serviceName ? { name: serviceName } : {}) }],
     },
-  };
+  });
+}
+
+function valid(doc: ObjectInput): ObjectInput {
+  const problems = gatewayApiProblems(doc);
+  if (problems.length > 0) throw new Error(`${String(doc.kind)} ${doc.metadata.namespace}/${doc.metadata.name} is refused by the Gateway API schema:\n  ${problems.join('\n  ')}`);
+  return doc;
 }
 
 /** A stable UUID-shaped id for a KIC entity name (Kong ids are UUIDs). */

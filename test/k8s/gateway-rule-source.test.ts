@@ -83,18 +83,27 @@ describe('GatewayRuleSource', () => {
     expect(shares(combined.current())).toEqual(['shop/web-v1:80 w90: 192.0.2.11,192.0.2.12', 'shop/web-v2:80 w10: 192.0.2.21']);
 
     // Past 511 characters KIC names it by digest: found by building KIC's names for the namespace's rules.
-    const long = `svc-${'x'.repeat(240)}`;
-    server.applyObject(SERVICE_KIND, service('shop', long));
-    server.apply(endpointSlice({ name: `${long.slice(0, 240)}-a`, service: long, endpoints: [podEndpoint('long-0', '192.0.2.31', READY)] }));
-    const refs = [{ name: long, port: 80, weight: 1 }, { name: long, port: 80, weight: 2 }];
-    server.applyObject(HTTP_ROUTE_KIND, httpRoute('shop', 'long', [{ backendRefs: [refs[0]!] }, { backendRefs: refs }]));
-    const digestName = combinedServiceName('shop', refs).name;
+    // Real names (a namespace and Services of 50 characters, 5 backends; a rule holds at most 16).
+    const ns = `team-${'a'.repeat(45)}`;
+    const names = [0, 1, 2, 3, 4].map((i) => `svc-${'b'.repeat(44)}-${i}`);
+    names.forEach((name, i) => {
+      server.applyObject(SERVICE_KIND, service(ns, name));
+      server.apply(endpointSlice({ name: `${name}-a`, namespace: ns, service: name, endpoints: [podEndpoint(`p${i}`, `192.0.2.${40 + i}`, READY, ns)] }));
+    });
+    const refs = names.map((name, i) => ({ name, port: 80, weight: i + 1 }));
+    server.applyObject(HTTP_ROUTE_KIND, httpRoute(ns, 'many', [{ backendRefs: refs.slice(0, 1) }, { backendRefs: refs }]));
+    const digestName = combinedServiceName(ns, refs).name;
     expect(digestName).toMatch(/_combined\.[0-9a-f]{64}$/);
     const digest = source({ host: digestName });
     await eventually(() => digest.current() !== undefined);
-    expect(digest.rule()?.ruleKey).toBe('httproute:shop/long/1');
-    // The same Service port twice: one backend, weights summed (as KIC sums its targets).
-    expect(shares(digest.current())).toEqual([`shop/${long}:80 w3: 192.0.2.31`]);
+    expect(digest.rule()?.ruleKey).toBe(`httproute:${ns}/many/1`);
+    expect(digest.current()?.backends?.map((b) => b.weight)).toEqual([1, 2, 3, 4, 5]);
+
+    // The same Service port twice in a rule: one backend, weights summed (as KIC sums its targets).
+    server.applyObject(HTTP_ROUTE_KIND, httpRoute('shop', 'twice', [{ backendRefs: [{ name: 'web-v2', port: 80, weight: 1 }, { name: 'web-v2', port: 80, weight: 2 }] }]));
+    const twice = source({ host: 'httproute.shop.twice.0', rule: { namespace: 'shop', name: 'twice', index: 0 } });
+    await eventually(() => twice.current() !== undefined);
+    expect(shares(twice.current())).toEqual(['shop/web-v2:80 w3: 192.0.2.21']);
   });
 
   it('no such rule: no view (Kong balances); it appears when the HTTPRoute does', async () => {
