@@ -128,8 +128,11 @@ export class Backends {
     return [...this.map.values()];
   }
 
-  /** Starts what `wanted` has and the map lacks; returns the keys added. Stops nothing. */
-  async add(wanted: ReadonlyArray<{ host: string; port: number }>): Promise<string[]> {
+  /**
+   * Starts what `wanted` has and the map lacks; returns the keys added. Stops nothing. An echo
+   * is named `name` (a pod), else after its host.
+   */
+  async add(wanted: ReadonlyArray<{ host: string; port: number; name?: string }>): Promise<string[]> {
     const added: string[] = [];
     // Name an echo after its host, unless that host appears with several ports.
     const hostCount = new Map<string, number>();
@@ -140,7 +143,7 @@ export class Backends {
       if (LOOPBACK.test(a.host)) {
         this.map.set(key, { key, host: a.host === 'localhost' ? '127.0.0.1' : a.host, port: a.port, label: `${key} (used as is)` });
       } else {
-        const name = (hostCount.get(a.host) ?? 0) > 1 ? key : a.host;
+        const name = a.name ?? ((hostCount.get(a.host) ?? 0) > 1 ? key : a.host);
         const echo = await EchoServer.start(name, key);
         this.map.set(key, { key, host: '127.0.0.1', port: echo.port, echo, label: `${key} -> echo server "${name}" on 127.0.0.1:${echo.port}` });
       }

@@ -14,8 +14,11 @@
  * (echo-1:80 ... -> 127.0.0.1:<free port>, standing for Kong's DNS); loopback targets are
  * proxied as they are. The file is watched: saving it works like `kong reload`.
  *
+ * With --httproute it serves HTTPRoute manifests instead, as KIC would (dev-httproute.ts).
+ *
  *   npm start                                  # http://localhost:8000
  *   npm start -- --port 9000 --config my.yml --plugin-log
+ *   npm start -- --httproute [FILE...]         # default: kong/kubernetes/gateway-api/{app,httproute}.yaml
  *
  * Differences from Kong: one service and route; no Kong headers (Via, X-Kong-*); no
  * websocket upgrades; a config that passes Kong's schema but would fail at instance start
@@ -35,12 +38,15 @@ import {
   parseKongConfig,
   upstreamUri,
   type DevKongConfig,
+  type DevRoute,
   type RouteMatch,
 } from './dev-kong-config.js';
+import { checkPluginConfig, loadInstanceCheck, type DevSite, type InstanceCheck, type ReloadOutcome, type Routed } from './dev-site.js';
 import { REPO_DIR } from './dockerfile.js';
 import { SERVER_ENV_NAMES } from '../../src/config/env.js';
 import { KongEmulator, KongSchemaError, type PdkCall, type RequestResult, type UpstreamRequest, type UpstreamResponse } from './kong-emulator.js';
-import { processPluginConfig } from './kong-schema.js';
+
+export type { ReloadOutcome } from './dev-site.js';
 
 export interface DevGatewayOptions {
   /** Default 8000; 0 = any free port. */
@@ -49,13 +55,19 @@ export interface DevGatewayOptions {
   host?: string;
   /** Default kong/kong.yml of this repository. */
   configPath?: string;
+  /**
+   * HTTPRoute mode instead of kong.yml: these manifest files (Services, Deployments,
+   * HTTPRoutes, ReferenceGrants, KongPlugins) in a test API server, the Kong services and
+   * routes KIC makes of them (dev-httproute.ts). Empty: the repository's gateway-api example.
+   */
+  httproute?: readonly string[];
   /** Emulated nginx workers (each with its own plugin instances). Default 2. */
   workers?: number;
   /** Where the gateway's lines go (default: stderr). */
   log?: (line: string) => void;
   /** Also show the plugin server's own output (pino JSON, decision lines at debug). */
   pluginLog?: boolean;
-  /** Watch the config file and reload on change. Default true. */
+  /** Watch the config file(s) and reload on change. Default true. */
   watch?: boolean;
   /**
    * The shell's environment (default: this process's). Every variable the plugin server reads
@@ -70,51 +82,29 @@ export interface DevGatewayOptions {
   failover?: boolean;
 }
 
-export interface ReloadOutcome {
-  ok: boolean;
-  /** The config file did not change: nothing done. */
-  unchanged?: boolean;
-  /** One-line summary (what was printed). */
-  message: string;
-  /** Why the file was refused (field names included). */
-  error?: string;
-  backendsStarted?: string[];
-  backendsStopped?: string[];
-}
-
 export interface DevGateway {
   /** http://<host>:<port> the gateway listens on. */
   readonly url: string;
   readonly port: number;
+  /** The first of `files`. */
   readonly configPath: string;
+  /** The files served and watched: kong.yml, or the HTTPRoute mode's manifests. */
+  readonly files: readonly string[];
   readonly kong: KongEmulator;
   /** The addresses the gateway can proxy to, and where they really go. */
   backends(): Backend[];
-  /** Re-reads the config file now (the watcher calls this). */
+  /** Re-reads the config file(s) now (the watcher calls this). */
   reload(): Promise<ReloadOutcome>;
   /** Called after every reload attempt that found the file changed. */
   onReload(listener: (r: ReloadOutcome) => void): () => void;
+  /** Banner lines: what is served and a walk-through; `shown` is the gateway's URL, `rel` shortens file names. */
+  describe(shown: string, rel: (file: string) => string): string[];
   /** Stops the HTTP server, the watcher, the plugin server (SIGTERM) and the backends. */
   stop(): Promise<void>;
 }
 
 const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'te', 'trailer', 'transfer-encoding', 'upgrade', 'expect']);
 const FORWARDED = new Set(['x-forwarded-for', 'x-forwarded-proto', 'x-forwarded-host', 'x-forwarded-port', 'x-forwarded-path', 'x-forwarded-prefix', 'x-real-ip']);
-
-type InstanceCheck = (config: Record<string, unknown>) => void;
-
-/**
- * What the plugin checks when an instance starts (config.ts), run before a reload is
- * accepted. Loaded from the sources (tsx and vitest run TypeScript); without them, skipped.
- */
-async function loadInstanceCheck(): Promise<InstanceCheck | undefined> {
-  try {
-    const mod: typeof import('../../src/config/resolve.js') = await import('../../src/config/resolve.js');
-    return (config) => void mod.resolveConfig(config);
-  } catch {
-    return undefined;
-  }
-}
 
 function rawHeaderInput(raw: readonly string[]): Record<string, string[]> {
   const byLower = new Map<string, { name: string; values: string[] }>();
@@ -179,40 +169,26 @@ function describeTargets(cfg: DevKongConfig): string {
   return Array.isArray(t) && t.length > 0 ? t.map((x) => String(x)).join(', ') : '(none: kubernetes_* source)';
 }
 
-class Gateway implements DevGateway {
-  url = '';
-  port = 0;
-  private server: http.Server | undefined;
+/** kong.yml mode: the first service of the file, its route and the sticky-session plugin; saving the file is `kong reload`. */
+class KongYmlSite implements DevSite {
+  readonly files: readonly string[];
+  readonly pluginEnv = {};
   private readonly backendMap = new Backends();
-  private readonly agent = new http.Agent({ keepAlive: true });
+  private kong!: KongEmulator;
   private current!: DevKongConfig;
   private lastText = '';
-  private rr = 0;
-  private listeners = new Set<(r: ReloadOutcome) => void>();
-  private reloading: Promise<unknown> = Promise.resolve();
-  private watcher: FSWatcher | undefined;
-  private debounce: NodeJS.Timeout | undefined;
-  private tail: NodeJS.Timeout | undefined;
-  private tailOffset = 0;
-  private stopped = false;
-  private readonly log: (line: string) => void;
   private instanceCheck: InstanceCheck | undefined;
 
-  constructor(
-    readonly kong: KongEmulator,
-    readonly configPath: string,
-    private readonly opts: DevGatewayOptions,
-  ) {
-    this.log = opts.log ?? ((line) => process.stderr.write(`${line}\n`));
+  constructor(readonly configPath: string) {
+    this.files = [configPath];
+  }
+
+  backend(host: string, port: number): Backend | undefined {
+    return this.backendMap.get(host, port);
   }
 
   backends(): Backend[] {
     return this.backendMap.list();
-  }
-
-  onReload(listener: (r: ReloadOutcome) => void): () => void {
-    this.listeners.add(listener);
-    return () => this.listeners.delete(listener);
   }
 
   private wantedAddresses(cfg: DevKongConfig): Array<{ host: string; port: number }> {
@@ -220,22 +196,12 @@ class Gateway implements DevGateway {
     return cfg.targets.some((t) => t.host === s.host && t.port === s.port) ? cfg.targets : [...cfg.targets, s];
   }
 
-  /** Validates the plugin config like the Admin API / declarative loader, then what instance start checks. */
   private validate(cfg: DevKongConfig): Record<string, unknown> {
-    const filled = processPluginConfig(this.kong.info.Schema, cfg.plugin.config);
-    if (this.instanceCheck) {
-      try {
-        this.instanceCheck({ ...filled, service_id: cfg.plugin.scope.service, route_id: cfg.plugin.scope.route });
-      } catch (err) {
-        throw new Error(
-          `${(err as Error).message} (Kong would accept this file, and the plugin would stand aside: Kong balances, no session is kept)`,
-        );
-      }
-    }
-    return filled;
+    return checkPluginConfig(this.kong, this.instanceCheck, cfg.plugin.config, cfg.plugin.scope);
   }
 
-  async init(): Promise<void> {
+  async start(kong: KongEmulator): Promise<void> {
+    this.kong = kong;
     this.instanceCheck = await loadInstanceCheck();
     const text = readFileSync(this.configPath, 'utf8');
     const cfg = parseKongConfig(text);
@@ -244,6 +210,135 @@ class Gateway implements DevGateway {
     this.kong.addPlugin({ id: cfg.plugin.id, config: filled, service: cfg.plugin.scope.service, route: cfg.plugin.scope.route });
     this.current = cfg;
     this.lastText = text;
+  }
+
+  private refused(error: string): ReloadOutcome {
+    return { ok: false, error, message: `${path.basename(this.configPath)} NOT reloaded, the previous config stays: ${error}` };
+  }
+
+  async reload(): Promise<ReloadOutcome> {
+    let text: string;
+    try {
+      text = readFileSync(this.configPath, 'utf8');
+    } catch (err) {
+      return this.refused(`cannot read ${this.configPath}: ${(err as Error).message}`);
+    }
+    if (text === this.lastText) return { ok: true, unchanged: true, message: 'unchanged' };
+    let cfg: DevKongConfig;
+    let filled: Record<string, unknown>;
+    try {
+      cfg = parseKongConfig(text);
+      filled = this.validate(cfg);
+    } catch (err) {
+      // Nothing applied: a half-written file (an editor mid-save) is refused the same way and
+      // read again on its next change event.
+      this.lastText = text;
+      return this.refused((err as Error).message);
+    }
+    const wanted = this.wantedAddresses(cfg);
+    const started = await this.backendMap.add(wanted);
+    const old = this.current;
+    const samePlugin = old.plugin.id === cfg.plugin.id && old.plugin.scope.service === cfg.plugin.scope.service && old.plugin.scope.route === cfg.plugin.scope.route;
+    // `kong reload` replaces every entity; Kong then gives each plugin a new __seq__ and every
+    // worker starts new instances. The whole filled config replaces the stored one.
+    if (samePlugin) {
+      this.kong.updatePlugin(cfg.plugin.id, { config: filled });
+    } else {
+      this.kong.removePlugin(old.plugin.id);
+      this.kong.addPlugin({ id: cfg.plugin.id, config: filled, service: cfg.plugin.scope.service, route: cfg.plugin.scope.route });
+    }
+    this.current = cfg;
+    this.lastText = text;
+    const stopped = await this.backendMap.retain(wanted);
+    const parts = [`targets: ${describeTargets(cfg)}`];
+    if (started.length) parts.push(`backends started: ${started.join(', ')}`);
+    if (stopped.length) parts.push(`backends stopped: ${stopped.join(', ')}`);
+    return { ok: true, message: `${path.basename(this.configPath)} reloaded (new plugin instances): ${parts.join('; ')}`, backendsStarted: started, backendsStopped: stopped };
+  }
+
+  route(method: string, hostHeader: string, reqPath: string): Routed | null {
+    const cfg = this.current;
+    const match = cfg.route ? matchRoute(cfg.route, method, hostHeader, reqPath) : null;
+    if (!cfg.route || !match) return null;
+    // The only plugin: no id, so a request in flight across a reload finds the new entity.
+    return { service: cfg.service, route: cfg.route, match, cookieName: String(this.kong.plugins()[0]?.config.cookie_name ?? '') };
+  }
+
+  balance(routed: Routed): { host: string; port: number; note: string } {
+    return { host: routed.service.host, port: routed.service.port, note: ' (no target from the plugin: Kong balances to the service host)' };
+  }
+
+  describe(shown: string, rel: (file: string) => string): string[] {
+    const file = rel(this.configPath);
+    const plugin = this.kong.plugins()[0];
+    const targets = Array.isArray(plugin?.config.targets) ? (plugin.config.targets as string[]) : [];
+    // The walk-through names one target as the example (the user takes whichever answered).
+    const example = (targets[1] ?? targets[0] ?? 'echo-2:80').split(/\s+/)[0] ?? 'echo-2:80';
+    const exampleName = example.replace(/:\d+$/, '');
+    return [
+      `  config    ${file}  (watched: save it to reload, like \`kong reload\`)`,
+      `  targets   ${targets.join(', ') || '(none)'}`,
+      '  backends',
+      ...this.backends().map((b) => `    ${b.label}`),
+      '',
+      `Walk-through (the cookie jar plays the browser; say the first answer came from ${exampleName}):`,
+      `  curl -i -c jar -b jar ${shown}/     # Set-Cookie: sticky=...; "Name: ${exampleName}" in the body`,
+      `  curl -i -c jar -b jar ${shown}/     # again: same backend, no new cookie`,
+      `  # in ${file} change "- ${example}" to "- ${example} draining" and save`,
+      `  curl -i -c jar -b jar ${shown}/     # the session stays on ${exampleName}`,
+      `  for i in 1 2 3 4 5 6; do curl -s ${shown}/ | head -1; done   # new clients: never ${exampleName}`,
+      `  # remove the "- ${example} draining" line and save`,
+      `  curl -i -c jar -b jar ${shown}/     # new Set-Cookie, another backend`,
+    ];
+  }
+
+  async close(): Promise<void> {
+    await this.backendMap.closeAll();
+  }
+}
+
+class Gateway implements DevGateway {
+  url = '';
+  port = 0;
+  private server: http.Server | undefined;
+  private readonly agent = new http.Agent({ keepAlive: true });
+  private rr = 0;
+  private listeners = new Set<(r: ReloadOutcome) => void>();
+  private reloading: Promise<unknown> = Promise.resolve();
+  private watchers: FSWatcher[] = [];
+  private debounce: NodeJS.Timeout | undefined;
+  private tail: NodeJS.Timeout | undefined;
+  private tailOffset = 0;
+  private stopped = false;
+  private readonly log: (line: string) => void;
+
+  constructor(
+    readonly kong: KongEmulator,
+    readonly site: DevSite,
+    opts: DevGatewayOptions,
+  ) {
+    this.log = opts.log ?? ((line) => process.stderr.write(`${line}\n`));
+  }
+
+  get files(): readonly string[] {
+    return this.site.files;
+  }
+
+  get configPath(): string {
+    return this.site.files[0] as string;
+  }
+
+  backends(): Backend[] {
+    return this.site.backends();
+  }
+
+  describe(shown: string, rel: (file: string) => string): string[] {
+    return this.site.describe(shown, rel);
+  }
+
+  onReload(listener: (r: ReloadOutcome) => void): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
   }
 
   async listen(port: number, host: string): Promise<void> {
@@ -269,20 +364,27 @@ class Gateway implements DevGateway {
   }
 
   startWatching(): void {
-    const dir = path.dirname(this.configPath);
-    const base = path.basename(this.configPath);
     const schedule = (): void => {
       if (this.stopped) return;
       clearTimeout(this.debounce);
       this.debounce = setTimeout(() => void this.reload(), 150);
     };
-    // The directory, not the file: editors often save by writing a new file and renaming it.
-    this.watcher = watch(dir, (_event, filename) => {
-      if (filename === null || filename === base) schedule();
-    });
-    this.watcher.on('error', () => undefined);
+    const byDir = new Map<string, Set<string>>();
+    for (const file of this.files) {
+      const names = byDir.get(path.dirname(file)) ?? new Set<string>();
+      names.add(path.basename(file));
+      byDir.set(path.dirname(file), names);
+    }
+    for (const [dir, names] of byDir) {
+      // The directory, not the file: editors often save by writing a new file and renaming it.
+      const watcher = watch(dir, (_event, filename) => {
+        if (filename === null || names.has(filename)) schedule();
+      });
+      watcher.on('error', () => undefined);
+      this.watchers.push(watcher);
+    }
     // Fallback for file systems without inotify events (network and VM mounts).
-    watchFile(this.configPath, { interval: 1000 }, schedule);
+    for (const file of this.files) watchFile(file, { interval: 1000 }, schedule);
   }
 
   startPluginLogTail(): void {
@@ -322,77 +424,34 @@ class Gateway implements DevGateway {
   }
 
   reload(): Promise<ReloadOutcome> {
-    const next = this.reloading.then(() =>
-      this.doReload().catch((err: unknown) => this.report({ ok: false, message: '', error: `reload failed: ${(err as Error).message}` })),
-    );
+    const next = this.reloading.then(async () => {
+      if (this.stopped) return { ok: false, message: 'stopped' };
+      const r = await this.site.reload().catch((err: unknown): ReloadOutcome => {
+        const error = `reload failed: ${(err as Error).message}`;
+        return { ok: false, error, message: error };
+      });
+      if (!r.unchanged) this.report(r);
+      return r;
+    });
     this.reloading = next;
     return next;
   }
 
-  private async doReload(): Promise<ReloadOutcome> {
-    if (this.stopped) return { ok: false, message: 'stopped' };
-    let text: string;
-    try {
-      text = readFileSync(this.configPath, 'utf8');
-    } catch (err) {
-      return this.report({ ok: false, message: '', error: `cannot read ${this.configPath}: ${(err as Error).message}` });
-    }
-    if (text === this.lastText) return { ok: true, unchanged: true, message: 'unchanged' };
-    let cfg: DevKongConfig;
-    let filled: Record<string, unknown>;
-    try {
-      cfg = parseKongConfig(text);
-      filled = this.validate(cfg);
-    } catch (err) {
-      // Nothing applied: a half-written file (an editor mid-save) is refused the same way and
-      // read again on its next change event.
-      this.lastText = text;
-      const error = (err as Error).message;
-      return this.report({ ok: false, message: '', error });
-    }
-    const wanted = this.wantedAddresses(cfg);
-    const started = await this.backendMap.add(wanted);
-    const old = this.current;
-    const samePlugin = old.plugin.id === cfg.plugin.id && old.plugin.scope.service === cfg.plugin.scope.service && old.plugin.scope.route === cfg.plugin.scope.route;
-    // `kong reload` replaces every entity; Kong then gives each plugin a new __seq__ and every
-    // worker starts new instances. The whole filled config replaces the stored one.
-    if (samePlugin) {
-      this.kong.updatePlugin(cfg.plugin.id, { config: filled });
-    } else {
-      this.kong.removePlugin(old.plugin.id);
-      this.kong.addPlugin({ id: cfg.plugin.id, config: filled, service: cfg.plugin.scope.service, route: cfg.plugin.scope.route });
-    }
-    this.current = cfg;
-    this.lastText = text;
-    const stopped = await this.backendMap.retain(wanted);
-    const parts = [`targets: ${describeTargets(cfg)}`];
-    if (started.length) parts.push(`backends started: ${started.join(', ')}`);
-    if (stopped.length) parts.push(`backends stopped: ${stopped.join(', ')}`);
-    return this.report({ ok: true, message: `${path.basename(this.configPath)} reloaded (new plugin instances): ${parts.join('; ')}`, backendsStarted: started, backendsStopped: stopped });
-  }
-
-  private report(r: ReloadOutcome): ReloadOutcome {
-    if (!r.ok) r.message = `${path.basename(this.configPath)} NOT reloaded, the previous config stays: ${r.error}`;
+  private report(r: ReloadOutcome): void {
     this.log(`dev-gateway: ${r.message}`);
     for (const l of this.listeners) l(r);
-    return r;
   }
 
   private async handle(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
     const t0 = Date.now();
-    const cfg = this.current;
     const method = req.method ?? 'GET';
     const requestUri = req.url ?? '/';
     const hostHeader = req.headers.host ?? `localhost:${this.port}`;
     const reqPath = requestUri.split('?')[0] ?? '/';
     const clientIp = (req.socket.remoteAddress ?? '127.0.0.1').replace(/^::ffff:/, '');
-    const cookieName = String(this.kong.plugins()[0]?.config.cookie_name ?? '');
-    const hadCookie = cookieName !== '' && new RegExp(`(^|;)\\s*${cookieName.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}=`, 'i').test(
-      req.rawHeaders.filter((_, i, a) => i % 2 === 1 && (a[i - 1] as string).toLowerCase() === 'cookie').join(';'),
-    );
 
-    const match = cfg.route ? matchRoute(cfg.route, method, hostHeader, reqPath) : null;
-    if (!match) {
+    const routed = this.site.route(method, hostHeader, reqPath);
+    if (!routed) {
       req.resume();
       const body = JSON.stringify({ message: 'no Route matched with those values' });
       res.writeHead(404, { 'Content-Type': 'application/json; charset=utf-8', 'Content-Length': Buffer.byteLength(body) });
@@ -400,20 +459,26 @@ class Gateway implements DevGateway {
       this.log(`${method} ${requestUri} -> 404 no route matched`);
       return;
     }
+    const { service, route, match } = routed;
+    const cookieName = routed.cookieName ?? '';
+    const hadCookie = cookieName !== '' && new RegExp(`(^|;)\\s*${cookieName.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}=`, 'i').test(
+      req.rawHeaders.filter((_, i, a) => i % 2 === 1 && (a[i - 1] as string).toLowerCase() === 'cookie').join(';'),
+    );
 
     const worker = this.rr++ % this.kong.workers.length;
     let upstreamRes: http.IncomingMessage | undefined;
     let unknownTarget: string | undefined;
     let dest = '';
     const upstream = (u: UpstreamRequest): Promise<UpstreamResponse> | UpstreamResponse => {
-      const t = u.target ?? { host: cfg.service.host, port: cfg.service.port };
-      dest = addressKey(t.host, t.port) + (u.target ? '' : ' (no target from the plugin: Kong balances to the service host)');
-      const b = this.backendMap.get(t.host, t.port);
+      const t = u.target ? { ...u.target, note: '' } : this.site.balance(routed);
+      const b = this.site.backend(t.host, t.port);
+      // An echo standing for an address rather than a name (a pod's): say which.
+      dest = addressKey(t.host, t.port) + (b?.echo && b.echo.name !== t.host ? ` ${b.echo.name}` : '') + t.note;
       if (!b) {
         unknownTarget = addressKey(t.host, t.port);
         return { status: 502 };
       }
-      return this.proxy(req, res, u, b, this.kongUpstreamHeaders(u, req, clientIp, hostHeader, reqPath, cfg, match), upstreamUri(cfg.service, cfg.route, match, u.path)).then((r) => {
+      return this.proxy(req, res, u, b, this.kongUpstreamHeaders(u, req, clientIp, hostHeader, reqPath, route, match), upstreamUri(service, route, match, u.path)).then((r) => {
         upstreamRes = r;
         const headers: Record<string, string | string[]> = {};
         for (const [k, v] of Object.entries(r.headers)) if (v !== undefined) headers[k] = v;
@@ -424,8 +489,8 @@ class Gateway implements DevGateway {
     let result: RequestResult;
     try {
       result = await this.kong.request(
-        { method, scheme: 'http', host: hostHeader, path: requestUri, headers: rawHeaderInput(req.rawHeaders), clientIp, service: cfg.service, route: cfg.route, serverPort: this.port },
-        { worker, upstream },
+        { method, scheme: 'http', host: hostHeader, path: requestUri, headers: rawHeaderInput(req.rawHeaders), clientIp, service, route, serverPort: this.port },
+        { worker, upstream, ...(routed.plugin !== undefined ? { plugin: routed.plugin } : {}) },
       );
     } catch (err) {
       req.resume();
@@ -434,8 +499,10 @@ class Gateway implements DevGateway {
     }
     if (!upstreamRes) req.resume();
 
-    const setCookie = (result.responseHeaders['set-cookie'] ?? []).some((c) => c.toLowerCase().startsWith(`${cookieName.toLowerCase()}=`));
-    const notes = [`worker ${worker}`, `${cookieName} cookie ${hadCookie ? 'sent' : 'none'}`];
+    const setCookies = result.responseHeaders['set-cookie'] ?? [];
+    const setCookie = cookieName === '' ? setCookies.length > 0 : setCookies.some((c) => c.toLowerCase().startsWith(`${cookieName.toLowerCase()}=`));
+    const notes = [`worker ${worker}`];
+    if (cookieName !== '') notes.push(`${cookieName} cookie ${hadCookie ? 'sent' : 'none'}`);
     if (setCookie) notes.push(hadCookie ? 'Set-Cookie: a new token replaces it' : 'Set-Cookie: new session');
 
     if (upstreamRes) {
@@ -454,7 +521,7 @@ class Gateway implements DevGateway {
         if (!ures.complete) ures.destroy();
       });
     } else if (unknownTarget !== undefined && !result.exit && result.luaError === undefined) {
-      const known = this.backendMap.list().map((b) => b.key).join(', ');
+      const known = this.site.backends().map((b) => b.key).join(', ');
       const body = `dev gateway: no local backend for target ${unknownTarget} (Kong would resolve it through DNS); known: ${known}\n`;
       const out = applyPluginResponseHeaders([['Content-Type', 'text/plain; charset=utf-8'], ['Content-Length', String(Buffer.byteLength(body))]], result.pdkCalls);
       res.writeHead(502, flat(out));
@@ -489,7 +556,7 @@ class Gateway implements DevGateway {
     clientIp: string,
     hostHeader: string,
     reqPath: string,
-    cfg: DevKongConfig,
+    route: DevRoute,
     match: RouteMatch,
   ): Array<[string, string]> {
     const connectionListed = new Set(
@@ -510,7 +577,7 @@ class Gateway implements DevGateway {
     out.push(['X-Forwarded-Host', hostHeader.replace(/:\d+$/, '')]);
     out.push(['X-Forwarded-Port', String(this.port)]);
     out.push(['X-Forwarded-Path', reqPath]);
-    if (cfg.route?.strip_path !== false && match.prefix !== '' && match.prefix !== '/') out.push(['X-Forwarded-Prefix', match.prefix]);
+    if (route.strip_path !== false && match.prefix !== '' && match.prefix !== '/') out.push(['X-Forwarded-Prefix', match.prefix]);
     out.push(['X-Real-IP', clientIp]);
     return out;
   }
@@ -533,8 +600,8 @@ class Gateway implements DevGateway {
     this.stopped = true;
     clearTimeout(this.debounce);
     clearInterval(this.tail);
-    this.watcher?.close();
-    unwatchFile(this.configPath);
+    for (const w of this.watchers) w.close();
+    for (const file of this.files) unwatchFile(file);
     if (this.server) {
       const server = this.server;
       await new Promise<void>((resolve) => {
@@ -545,7 +612,7 @@ class Gateway implements DevGateway {
     }
     await this.reloading;
     await this.kong.stop();
-    await this.backendMap.closeAll();
+    await this.site.close();
     this.agent.destroy();
   }
 }
@@ -573,27 +640,48 @@ function pluginServerEnv(shell: NodeJS.ProcessEnv): Record<string, string> {
   return out;
 }
 
-/** Starts the gateway: plugin server, backends, HTTP listener, config watcher. */
-export async function startDevGateway(opts: DevGatewayOptions = {}): Promise<DevGateway> {
+/** The repository's Gateway API example: what `npm start -- --httproute` serves without files. */
+export const DEFAULT_HTTPROUTE_FILES: readonly string[] = ['app.yaml', 'httproute.yaml'].map((f) => path.join(REPO_DIR, 'kong', 'kubernetes', 'gateway-api', f));
+
+async function openSite(opts: DevGatewayOptions): Promise<DevSite> {
+  if (opts.httproute) {
+    const files = (opts.httproute.length > 0 ? opts.httproute : DEFAULT_HTTPROUTE_FILES).map((f) => path.resolve(f));
+    for (const f of files) if (!existsSync(f)) throw new DevConfigError(`manifest file not found: ${f}`);
+    // Loaded on demand: the manifest validators take a second to load, kong.yml mode needs none of it.
+    const { HttpRouteSite } = await import('./dev-httproute.js');
+    return HttpRouteSite.open(files);
+  }
   const configPath = path.resolve(opts.configPath ?? path.join(REPO_DIR, 'kong', 'kong.yml'));
   if (!existsSync(configPath)) throw new DevConfigError(`config file not found: ${configPath}`);
+  return new KongYmlSite(configPath);
+}
+
+/** Starts the gateway: plugin server, backends, HTTP listener, config watcher. */
+export async function startDevGateway(opts: DevGatewayOptions = {}): Promise<DevGateway> {
   if (!existsSync(path.join(REPO_DIR, 'dist', 'handler.js'))) {
     throw new Error('dist/ is not built: run `npm run build` (npm start does it) first');
   }
-  const kong = await KongEmulator.start({
-    ...(opts.failover ? { pluginsDir: 'plugins-failover' } : { useDockerfile: true }),
-    workers: opts.workers ?? 2,
-    env: { STICKY_SESSION_LOG_LEVEL: opts.pluginLog ? 'debug' : 'info', ...pluginServerEnv(opts.env ?? process.env) },
-  });
-  const gw = new Gateway(kong, configPath, opts);
+  const site = await openSite(opts);
+  let kong: KongEmulator;
+  try {
+    kong = await KongEmulator.start({
+      ...(opts.failover ? { pluginsDir: 'plugins-failover' } : { useDockerfile: true }),
+      workers: opts.workers ?? 2,
+      env: { STICKY_SESSION_LOG_LEVEL: opts.pluginLog ? 'debug' : 'info', ...pluginServerEnv(opts.env ?? process.env), ...site.pluginEnv },
+    });
+  } catch (err) {
+    await site.close().catch(() => undefined);
+    throw err;
+  }
+  const gw = new Gateway(kong, site, opts);
   try {
     if (opts.pluginLog) gw.startPluginLogTail();
-    await gw.init();
+    await site.start(kong);
     await gw.listen(opts.port ?? 8000, opts.host ?? '127.0.0.1');
     if (opts.watch !== false) gw.startWatching();
   } catch (err) {
     await gw.stop().catch(() => undefined);
-    if (err instanceof KongSchemaError) throw new Error(`${configPath}: ${err.message}`);
+    if (err instanceof KongSchemaError) throw new Error(`${gw.configPath}: ${err.message}`);
     throw err;
   }
   return gw;
@@ -604,30 +692,15 @@ export async function startDevGateway(opts: DevGatewayOptions = {}): Promise<Dev
 
 function banner(gw: DevGateway, host: string): string {
   const shown = host === '127.0.0.1' || host === 'localhost' || host === '0.0.0.0' || host === '::' ? `http://localhost:${gw.port}` : gw.url;
-  const relative = path.relative(process.cwd(), gw.configPath);
-  const rel = relative && !relative.startsWith('..') ? relative : gw.configPath;
-  const plugin = gw.kong.plugins()[0];
-  const targets = Array.isArray(plugin?.config.targets) ? (plugin.config.targets as string[]) : [];
-  // The walk-through names one target as the example (the user takes whichever answered).
-  const example = (targets[1] ?? targets[0] ?? 'echo-2:80').split(/\s+/)[0] ?? 'echo-2:80';
-  const exampleName = example.replace(/:\d+$/, '');
+  const rel = (file: string): string => {
+    const relative = path.relative(process.cwd(), file);
+    return relative && !relative.startsWith('..') ? relative : file;
+  };
   const lines = [
     '',
     `sticky-session dev gateway on ${shown}/ (listening on ${gw.url.replace(/^http:\/\//, '')})`,
-    `  config    ${rel}  (watched: save it to reload, like \`kong reload\`)`,
     `  plugin    ${gw.kong.info.Name} ${gw.kong.info.Version} (phases: ${[...gw.kong.info.Phases].sort().join(', ')}), served by the real kong-js-pluginserver (pid ${gw.kong.serverPid ?? '?'}), ${gw.kong.workers.length} emulated nginx workers`,
-    `  targets   ${targets.join(', ') || '(none)'}`,
-    '  backends',
-    ...gw.backends().map((b) => `    ${b.label}`),
-    '',
-    `Walk-through (the cookie jar plays the browser; say the first answer came from ${exampleName}):`,
-    `  curl -i -c jar -b jar ${shown}/     # Set-Cookie: sticky=...; "Name: ${exampleName}" in the body`,
-    `  curl -i -c jar -b jar ${shown}/     # again: same backend, no new cookie`,
-    `  # in ${rel} change "- ${example}" to "- ${example} draining" and save`,
-    `  curl -i -c jar -b jar ${shown}/     # the session stays on ${exampleName}`,
-    `  for i in 1 2 3 4 5 6; do curl -s ${shown}/ | head -1; done   # new clients: never ${exampleName}`,
-    `  # remove the "- ${example} draining" line and save`,
-    `  curl -i -c jar -b jar ${shown}/     # new Set-Cookie, another backend`,
+    ...gw.describe(shown, rel),
     '',
     'One line per request below; --plugin-log also shows the plugin server. Ctrl-C stops.',
     '',
@@ -636,14 +709,21 @@ function banner(gw: DevGateway, host: string): string {
 }
 
 const HELP = `Usage: npm start [-- options]
+       npm start -- --httproute [FILE...] [options]
 
 A local gateway on http://localhost:8000 with the sticky-session plugin (the real plugin
 server, through the test Kong emulator) and one echo backend per target of kong/kong.yml.
+
+With --httproute: the manifests (default kong/kubernetes/gateway-api/app.yaml and
+httproute.yaml) in a local test API server, one echo backend per pod of each Deployment,
+and the Kong services and routes KIC makes of each HTTPRoute rule, the plugin on each.
+Saving a file applies it, like kubectl apply.
 
 Options (environment in brackets):
   -p, --port N        listen port, 0 = any free one [PORT] (default 8000)
       --host ADDR     listen address [DEV_GATEWAY_HOST] (default 127.0.0.1)
   -c, --config FILE   Kong declarative config (default kong/kong.yml)
+      --httproute     serve HTTPRoute manifests: the FILEs given, else the example's
       --workers N     emulated nginx workers (default 2)
       --plugin-log    also print the plugin server's log (decision lines at debug)
       --failover      serve plugins-failover/ (change_on_failure: log phase on every request)
@@ -654,11 +734,13 @@ STICKY_SESSION_LOG_LEVEL, STICKY_SESSION_METRICS_PORT, STICKY_SESSION_METRICS_AD
 `;
 
 async function main(): Promise<void> {
-  const { values } = parseArgs({
+  const { values, positionals } = parseArgs({
+    allowPositionals: true,
     options: {
       port: { type: 'string', short: 'p' },
       host: { type: 'string' },
       config: { type: 'string', short: 'c' },
+      httproute: { type: 'boolean' },
       workers: { type: 'string' },
       'plugin-log': { type: 'boolean' },
       failover: { type: 'boolean' },
@@ -679,9 +761,12 @@ async function main(): Promise<void> {
   // npm runs scripts in the package directory; a relative --config is meant from where npm was run.
   const base = process.env.INIT_CWD ?? process.cwd();
   const configPath = values.config ? path.resolve(base, values.config) : undefined;
+  if (positionals.length > 0 && !values.httproute) throw new Error(`unexpected argument ${positionals[0]}: files are for --httproute (kong.yml: --config FILE)`);
+  if (values.httproute && values.config) throw new Error('--config and --httproute exclude each other');
+  const httproute = values.httproute ? positionals.map((f) => path.resolve(base, f)) : undefined;
 
-  process.stderr.write('starting the plugin server and the echo backends...\n');
-  const gw = await startDevGateway({ port, host, configPath, workers, pluginLog: values['plugin-log'] ?? false, failover: values.failover ?? false });
+  process.stderr.write(`starting ${httproute ? 'the test API server, ' : ''}the plugin server and the echo backends...\n`);
+  const gw = await startDevGateway({ port, host, configPath, httproute, workers, pluginLog: values['plugin-log'] ?? false, failover: values.failover ?? false });
   process.stderr.write(`${banner(gw, host)}\n`);
 
   let stopping = false;

@@ -86,13 +86,21 @@ export function kicService(namespace: string, name: string, rule: number): Servi
   return { id: idOf(host), name: host, host, port: 80, protocol: 'http' };
 }
 
-/** The Kong route KIC makes of match `match` of rule `rule`, with KIC's tags. */
-export function kicRoute(namespace: string, name: string, rule: number, match = 0, preserveHost = true): RouteEntity {
+/** The Kong route KIC makes of match `match` of rule `rule`, with KIC's tags (3.4+: the rule's name, if it has one). */
+export function kicRoute(namespace: string, name: string, rule: number, match = 0, preserveHost = true, ruleName?: string): RouteEntity {
   const routeName = `httproute.${namespace}.${name}.${rule}.${match}`;
   return {
     id: idOf(routeName),
     name: routeName,
     preserve_host: preserveHost,
-    tags: [`k8s-name:${name}`, `k8s-namespace:${namespace}`, 'k8s-kind:HTTPRoute', `k8s-uid:${idOf(`${namespace}/${name}`)}`, 'k8s-group:gateway.networking.k8s.io', 'k8s-version:v1'],
+    tags: [
+      `k8s-name:${name}`,
+      `k8s-namespace:${namespace}`,
+      'k8s-kind:HTTPRoute',
+      `k8s-uid:${idOf(`${namespace}/${name}`)}`,
+      'k8s-group:gateway.networking.k8s.io',
+      'k8s-version:v1',
+      ...(ruleName ? [`k8s-named-route-rule:${ruleName}`] : []),
+    ],
   } as RouteEntity;
 }
