@@ -10,8 +10,8 @@ import { combinedServiceName } from '../../src/endpoints/gateway-api/kic-names.j
 import { objectCacheKeys, type ObjectCacheOptions } from '../../src/endpoints/kubernetes/index.js';
 import { sources } from '../../src/endpoints/registry.js';
 import type { EndpointSnapshot } from '../../src/endpoints/types.js';
-import { httpRoute, service } from '../harness/kic-gateway-api.js';
-import { HTTP_ROUTE_KIND, SERVICE_KIND, startKubeApiServer, type KubeApiServer } from '../harness/kube-apiserver.js';
+import { httpRoute, referenceGrant, service } from '../harness/kic-gateway-api.js';
+import { HTTP_ROUTE_KIND, REFERENCE_GRANT_KIND, SERVICE_KIND, startKubeApiServer, type KubeApiServer } from '../harness/kube-apiserver.js';
 import { endpointSlice, podEndpoint, READY } from '../harness/kube-slices.js';
 import { eventually } from './eventually.js';
 
@@ -112,6 +112,24 @@ describe('GatewayRuleSource', () => {
     expect(s.current()).toBeUndefined();
     server.applyObject(HTTP_ROUTE_KIND, httpRoute('shop', 'web', SPLIT));
     await eventually(() => s.current() !== undefined);
+  });
+
+  it('a backendRef to another namespace counts with a ReferenceGrant; once it is gone, that namespace is no longer watched', async () => {
+    server.applyObject(SERVICE_KIND, service('other', 'legacy'));
+    server.apply(endpointSlice({ name: 'legacy-a', namespace: 'other', service: 'legacy', endpoints: [podEndpoint('legacy-0', '192.0.2.51', READY, 'other')] }));
+    const rules = (withOther: boolean) => [{ backendRefs: [{ name: 'web-v2', port: 80 }, ...(withOther ? [{ name: 'legacy', namespace: 'other', port: 80 }] : [])] }];
+    server.applyObject(HTTP_ROUTE_KIND, httpRoute('shop', 'mixed', rules(true)));
+    const s = source({ host: 'httproute.shop.mixed.0', rule: { namespace: 'shop', name: 'mixed', index: 0 } });
+    await eventually(() => s.current() !== undefined);
+    expect(shares(s.current())).toEqual(['shop/web-v2:80 w1: 192.0.2.21']);
+    server.applyObject(REFERENCE_GRANT_KIND, referenceGrant('other', 'from-shop', 'shop'));
+    await eventually(() => shares(s.current())?.length === 2);
+    // Its Services, ReferenceGrants and EndpointSlices.
+    expect(objectCacheKeys().filter((k) => k.includes('@other#'))).toHaveLength(3);
+
+    server.applyObject(HTTP_ROUTE_KIND, httpRoute('shop', 'mixed', rules(false)));
+    await eventually(() => shares(s.current())?.length === 1);
+    expect(objectCacheKeys().filter((k) => k.includes('@other#'))).toEqual([]);
   });
 
   it('holds nothing once closed: no cache, no Service view', async () => {

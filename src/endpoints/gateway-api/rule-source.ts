@@ -155,16 +155,13 @@ export class GatewayRuleSource implements EndpointSource {
     const fromNamespace = routeNamespace(route);
     const refs = rule.backendRefs ?? [];
 
-    // Services of every backend namespace; ReferenceGrants of every other one.
+    // Services of every backend namespace; ReferenceGrants of every other one (grants live with the backend).
     const namespaces = new Set([fromNamespace, ...refs.map((r) => defaultBackendRef(r).namespace ?? fromNamespace)]);
-    for (const ns of namespaces) {
-      if (!this.services.has(ns)) this.services.set(ns, this.watch<ServiceObject>(SERVICES, ns));
-      if (ns !== fromNamespace && !this.grants.has(ns)) this.grants.set(ns, this.watch<GrantObject>(REFERENCE_GRANTS, ns));
-    }
-    const caches = [...namespaces].flatMap((ns) => [this.services.get(ns), ns === fromNamespace ? undefined : this.grants.get(ns)]);
-    if (caches.some((c) => c && !c.lease.value.synced())) return;
+    this.holdOnly(this.services, namespaces, SERVICES);
+    this.holdOnly(this.grants, new Set([...namespaces].filter((ns) => ns !== fromNamespace)), REFERENCE_GRANTS);
+    if ([...this.services.values(), ...this.grants.values()].some((c) => !c.lease.value.synced())) return;
 
-    const grants = [...this.grants.values()].flatMap((g) => g.lease.value.list());
+    const grants = [...this.grants].flatMap(([ns, g]) => g.lease.value.list(ns));
     const { backends, problems } = backendsOf(fromNamespace, refs, grants, (ns, name) => this.services.get(ns)?.lease.value.get(ns, name));
     const policy = ruleSessionPolicy(rule);
     this.report(
@@ -239,6 +236,16 @@ export class GatewayRuleSource implements EndpointSource {
       'rule view changed',
     );
     this.listeners.notify(snapshot, this.key);
+  }
+
+  /** Holds the caches of `kind` for exactly `namespaces`: opens the missing, releases the others. */
+  private holdOnly<T extends KubeObject>(held: Map<string, HeldCache<T>>, namespaces: ReadonlySet<string>, kind: ResourceKind): void {
+    for (const ns of namespaces) if (!held.has(ns)) held.set(ns, this.watch<T>(kind, ns));
+    for (const [ns, cache] of held) {
+      if (namespaces.has(ns)) continue;
+      release(cache);
+      held.delete(ns);
+    }
   }
 
   private watch<T extends KubeObject>(kind: ResourceKind, namespace: string): HeldCache<T> {
