@@ -45,7 +45,7 @@ export function convertHttpRoute(doc: Obj, ctx: ConvertContext): Obj {
       'action',
       GATEWAY_API_RBAC,
       '',
-      "the plugin reads each rule it serves (HTTPRoutes), its backend Services and ReferenceGrants, besides EndpointSlices: the ServiceAccount Kong runs under needs get/list/watch on them, as kong/kubernetes/rbac.yaml grants (an older copy of it grants EndpointSlices only: re-apply it)",
+      "the plugin reads each rule it serves (HTTPRoutes), its backend Services and ReferenceGrants, besides EndpointSlices: the ServiceAccount Kong runs under needs list/watch on them, as kong/kubernetes/rbac.yaml grants (an older copy of it grants EndpointSlices only: re-apply it)",
     );
   }
   return out;

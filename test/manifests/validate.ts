@@ -256,7 +256,7 @@ export function parseConfigLikeKic(text: string): unknown {
 // ---------------------------------------------------------------------------------------
 // RBAC
 
-const WANTED_VERBS = ['get', 'list', 'watch'];
+const WANTED_VERBS = ['list', 'watch'];
 
 function sameSet(a: unknown, b: readonly string[]): boolean {
   return Array.isArray(a) && a.length === b.length && b.every((x) => a.includes(x));
@@ -272,7 +272,7 @@ export const WANTED_RULES: ReadonlyArray<{ readonly apiGroup: string; readonly r
   { apiGroup: 'gateway.networking.k8s.io', resources: ['httproutes', 'referencegrants'] },
 ];
 
-/** A (Cluster)Role must grant get/list/watch on exactly WANTED_RULES, nothing else. */
+/** A (Cluster)Role must grant list/watch on exactly WANTED_RULES, nothing else. */
 export function rbacRoleProblems(role: Obj): string[] {
   const name = `${String(role.kind)} ${String(isObj(role.metadata) ? role.metadata.name : '?')}`;
   const problems: string[] = [];
