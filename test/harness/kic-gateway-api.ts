@@ -29,13 +29,14 @@ export interface RuleInput {
  * the API server stores it. Checked against the v1.6.1 experimental-channel schema (CEL rules
  * included): a test cannot build one a real API server would refuse.
  */
-export function httpRoute(namespace: string, name: string, rules: readonly RuleInput[], gateway = 'kong'): ObjectInput {
+export function httpRoute(namespace: string, name: string, rules: readonly RuleInput[], hostnames: readonly string[] = []): ObjectInput {
   return valid({
     apiVersion: 'gateway.networking.k8s.io/v1',
     kind: 'HTTPRoute',
     metadata: { name, namespace },
     spec: {
-      parentRefs: [{ group: 'gateway.networking.k8s.io', kind: 'Gateway', name: gateway, namespace: 'kong' }],
+      parentRefs: [{ group: 'gateway.networking.k8s.io', kind: 'Gateway', name: 'kong', namespace: 'kong' }],
+      ...(hostnames.length > 0 ? { hostnames } : {}),
       rules: rules.map((r) => ({
         ...(r.name ? { name: r.name } : {}),
         matches: [{ path: { type: 'PathPrefix', value: r.path ?? '/' } }],

@@ -82,6 +82,16 @@ describe('GatewayRuleSource', () => {
     expect(combined.key).toBe('kic-service:httproute.shop.svc.shop.web-v1.80.90_shop.web-v2.80.10');
     expect(shares(combined.current())).toEqual(['shop/web-v1:80 w90: 192.0.2.11,192.0.2.12', 'shop/web-v2:80 w10: 192.0.2.21']);
 
+    // KIC 3.0-3.3 with the expressions router: a service per hostname and rule (`_` for none).
+    const expressions = source({ host: 'httproute.shop.web._.0' });
+    await eventually(() => expressions.current() !== undefined);
+    expect(expressions.rule()?.ruleKey).toBe('httproute:shop/web/0');
+    server.applyObject(HTTP_ROUTE_KIND, httpRoute('shop', 'hosted', [SPLIT[1]!], ['shop.example.com', '*.shop.example']));
+    const wildcard = source({ host: 'httproute.shop.hosted._.shop.example.0' });
+    await eventually(() => wildcard.current() !== undefined);
+    expect(wildcard.rule()?.ruleKey).toBe('httproute:shop/hosted/0');
+    expect(shares(wildcard.current())).toEqual(['shop/web-v2:80 w1: 192.0.2.21']);
+
     // Past 511 characters KIC names it by digest: found by building KIC's names for the namespace's rules.
     // Real names (a namespace and Services of 50 characters, 5 backends; a rule holds at most 16).
     const ns = `team-${'a'.repeat(45)}`;
