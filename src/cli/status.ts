@@ -111,6 +111,8 @@ export function formatStatus(view: StatusView, now = Date.now()): string {
     lines.push(headline(s, now));
     if (s.bindings.length > 0) lines.push(`  Kong: ${s.bindings.join(', ')}`);
     if (s.lastError) lines.push(`  last error ${ago(Date.parse(s.lastError.at), now)}: ${s.lastError.message}`);
+    // Older plugin servers answer without the field.
+    if (s.problem) lines.push(`  problem: ${s.problem}`);
     if (s.endpoints.length === 0) {
       lines.push(s.synced ? '  no serving endpoints' : '  endpoints not known yet: requests fail open to Kong\'s balancer');
     } else {

@@ -191,4 +191,6 @@ export interface SourceStatus {
   /** Times the source had to start its sync again (watch ended, broke or expired). */
   readonly restarts: number;
   readonly lastError?: { readonly message: string; readonly at: number } | undefined;
+  /** What keeps the view from being what its config asks (an HTTPRoute rule's backendRef left out, say). */
+  readonly problem?: string | undefined;
 }

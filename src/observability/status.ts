@@ -40,6 +40,8 @@ export interface ServiceStatus {
   readonly lastSyncAgeSeconds: number | null;
   readonly restarts: number;
   readonly lastError: { readonly message: string; readonly at: string } | null;
+  /** What keeps the view from being what was asked (an HTTPRoute rule's backendRef left out...); null: nothing. */
+  readonly problem: string | null;
   /** Version of the endpoint view (increases with every change); null before the first sync. */
   readonly version: number | null;
   readonly endpoints: readonly EndpointStatus[];
@@ -149,6 +151,7 @@ export function buildStatus(now = Date.now()): StatusView {
         lastSyncAgeSeconds: lastSyncAt === undefined ? null : Math.max(0, (now - lastSyncAt) / 1000),
         restarts: f.status.restarts,
         lastError: lastError ? { message: lastError.message, at: new Date(lastError.at).toISOString() } : null,
+        problem: f.status.problem ?? null,
         version: snapshot?.version ?? null,
         endpoints: snapshot
           ? [...snapshot.byId.values()].map((e) => ({

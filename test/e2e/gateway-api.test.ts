@@ -22,6 +22,7 @@ import type { EmulatedRequest } from '../harness/pdk.js';
 import { http, parseMetrics, sample } from '../observability/helpers.js';
 import { freePort } from '../support/free-port.js';
 import type { StatusView } from '../../src/observability/status.js';
+import { runCli } from '../../src/cli/status.js';
 
 const SECRET = 'gateway-api-e2e-secret-0123456789abcdef';
 const NS = 'shop';
@@ -209,6 +210,12 @@ describe('HTTPRoutes under KIC, zero-config', () => {
       ['shop/web-v2:80', 30, 3],
     ]);
     expect(rule?.endpoints.filter((e) => e.backend === 'shop/web-v2:80').map((e) => e.host).sort()).toEqual(V2);
+
+    // sticky-session status, as an operator reads it.
+    let printed = '';
+    expect(await runCli(['status', '--url', `http://127.0.0.1:${metricsPort}`], {}, { out: (t) => (printed += t), err: () => {} })).toBe(0);
+    expect(printed).toMatch(/^  backend shop\/web-v1:80: weight 70, 3 ready, 0 draining, \d+ active sessions$/m);
+    expect(printed).toMatch(/^  backend shop\/web-v2:80: weight 30, 3 ready, 0 draining, \d+ active sessions$/m);
   });
 
   it('a global plugin serves each Kong service with its own view: a Service, a rule, never one for the other', async () => {

@@ -132,8 +132,11 @@ describe('GatewayRuleSource', () => {
     const s = source({ host: 'httproute.shop.mixed.0', rule: { namespace: 'shop', name: 'mixed', index: 0 } });
     await eventually(() => s.current() !== undefined);
     expect(shares(s.current())).toEqual(['shop/web-v2:80 w1: 192.0.2.21']);
+    // Said where operators look (GET /status, sticky-session status), not only in the log.
+    expect(s.status().problem).toMatch(/^backendRef Service other\/legacy: no ReferenceGrant in other lets HTTPRoutes of shop refer to it \(not-permitted\)/);
     server.applyObject(REFERENCE_GRANT_KIND, referenceGrant('other', 'from-shop', 'shop'));
     await eventually(() => shares(s.current())?.length === 2);
+    expect(s.status().problem).toBeUndefined();
     // Its Services, ReferenceGrants and EndpointSlices.
     expect(objectCacheKeys().filter((k) => k.includes('@other#'))).toHaveLength(3);
 

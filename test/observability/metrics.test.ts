@@ -248,6 +248,7 @@ describe('GET /status', () => {
       lastSyncAgeSeconds: null,
       restarts: 0,
       lastError: null,
+      problem: null,
       version: 1,
       endpoints: [
         { id: A, name: A, host: '192.0.2.10', port: 8080, condition: 'draining', activeSessions: 1 },

@@ -131,6 +131,7 @@ export class GatewayRuleSource implements EndpointSource {
       lastSyncAt: syncs.length === all.length && syncs.length > 0 ? Math.min(...syncs) : undefined,
       restarts: all.reduce((n, s) => n + s.restarts, 0),
       lastError: errors[0],
+      problem: this.reported || undefined,
     };
   }
 
