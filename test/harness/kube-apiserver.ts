@@ -82,16 +82,7 @@ export interface StoredObject {
   [field: string]: unknown;
 }
 
-export interface EndpointSliceInput {
-  readonly apiVersion?: string;
-  readonly kind?: string;
-  readonly metadata: {
-    readonly name: string;
-    readonly namespace?: string;
-    readonly labels?: Readonly<Record<string, string>>;
-    readonly annotations?: Readonly<Record<string, string>>;
-    readonly resourceVersion?: string;
-  };
+export interface EndpointSliceInput extends ObjectInput {
   readonly addressType: string;
   readonly endpoints?: readonly unknown[] | null;
   readonly ports?: readonly unknown[] | null;

@@ -12,7 +12,7 @@ import type { Lease } from '../../shared.js';
 import { ViewListeners } from '../view-listeners.js';
 import { makeSnapshot, type Endpoint, type EndpointSnapshot, type EndpointSource } from '../types.js';
 import type { KubeObject } from './api.js';
-import { acquireObjectCache, ENDPOINT_SLICES, scopeFor, type ObjectCache, type ObjectCacheOptions, type ObjectChange } from './informer.js';
+import { acquireObjectCache, ENDPOINT_SLICES, scopeFor, type ObjectCache, type ObjectCacheOptions, type ObjectCacheStatus, type ObjectChange } from './informer.js';
 import { canonicalServiceRef, describeServiceRef, serviceRefKey, type ServiceRef } from './service-ref.js';
 import { sameEndpoints, SliceEndpoints, type EndpointSliceLike } from './slices.js';
 
@@ -28,19 +28,11 @@ export const SERVICE_NAME_LABEL = 'kubernetes.io/service-name';
  */
 export type EndpointSliceWatcherOptions = ObjectCacheOptions;
 
-/** What the watcher has been through, for status pages and metrics. */
-export interface EndpointSliceWatcherStatus {
-  /** A list has succeeded: `current()` is defined from now on. */
-  readonly synced: boolean;
-  /** The namespace's watch request is open right now (connecting or streaming). */
-  readonly watching: boolean;
-  /** When the view was last confirmed by the API server (list or watch event), ms since epoch. */
-  readonly lastSyncAt: number | undefined;
-  /** Lists of the namespace's slices completed, the first included (more than one: relists after 410 Gone). */
-  readonly lists: number;
-  /** Times the namespace's list/watch cycle started again after a watch ended, broke or expired. */
-  readonly restarts: number;
-  readonly lastError: { readonly message: string; readonly at: number } | undefined;
+/**
+ * What the watcher has been through, for status pages and metrics: its namespace's shared
+ * EndpointSlice cache's status, but `synced` means `current()` is defined from now on.
+ */
+export interface EndpointSliceWatcherStatus extends Omit<ObjectCacheStatus, 'objects'> {
   /** Time the last change of one of its slices took to reach the view (ms; event decoded to snapshot published). */
   readonly lastApplyMs: number | undefined;
   /** Time the last list took to become the view, once received (ms). */
