@@ -47,6 +47,14 @@ describe('layers', () => {
     expect(outside.map(([file]) => file)).toEqual([]);
   });
 
+  it('only the command-line entry point writes to stdout, and nothing imports it', () => {
+    // kong-pdk's plugin dump travels on the plugin server's stdout: one stray line breaks Kong's start.
+    const writers = sources().filter((file) => /process\.stdout/.test(readFileSync(file, 'utf8'))).map((file) => path.relative(SRC, file));
+    expect(writers).toEqual(['cli.ts']);
+    const importers = [...imports].filter(([, specs]) => specs.includes('cli.js')).map(([file]) => file);
+    expect(importers).toEqual([]);
+  });
+
   it('no import runs back up', () => {
     const upward: string[] = [];
     for (const [file, specs] of imports) {

@@ -57,7 +57,12 @@ export interface RuleReading {
 /** The registry key of the source for `identity`: instances naming the same rule share one. */
 export function gatewayRuleSourceKey(identity: GatewayRuleIdentity): string {
   const r = identity.rule;
-  return r ? `httproute:${r.namespace}/${r.name}/${r.index}` : `kic-service:${identity.host}`;
+  return r ? ruleKeyOf(r.namespace, r.name, r.index) : `kic-service:${identity.host}`;
+}
+
+/** `httproute:<ns>/<name>/<rule index>`: what a rule's tokens are bound to. */
+function ruleKeyOf(namespace: string, name: string, index: number): string {
+  return `httproute:${namespace}/${name}/${index}`;
 }
 
 type RouteObject = HTTPRouteLike & KubeObject;
@@ -188,7 +193,7 @@ export class GatewayRuleSource implements EndpointSource {
         this.report(`no rule ${named.index} in HTTPRoute ${named.namespace}/${named.name}`);
         return undefined;
       }
-      return { route, rule, ruleKey: `httproute:${named.namespace}/${named.name}/${named.index}` };
+      return { route, rule, ruleKey: ruleKeyOf(named.namespace, named.name, named.index) };
     }
     const [match] = findKicService(this.identity.host, routes.list(this.namespace));
     const first = match?.rules[0];
@@ -198,7 +203,7 @@ export class GatewayRuleSource implements EndpointSource {
       return undefined;
     }
     const route = first.route as RouteObject;
-    return { route, rule, ruleKey: `httproute:${routeNamespace(route)}/${route.metadata.name}/${first.rule}` };
+    return { route, rule, ruleKey: ruleKeyOf(routeNamespace(route), route.metadata.name, first.rule) };
   }
 
   /** Holds the endpoint view of every backend of the rule, and only those. */
